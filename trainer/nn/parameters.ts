@@ -120,7 +120,7 @@ export class ParameterStore {
       existing.assign(tensor);
       tensor.dispose();
     } else {
-      this.values.set(key, tf.variable(tensor, false, `${key}`));
+      this.values.set(key, tf.variable(tensor, false));
       tensor.dispose();
     }
   }
