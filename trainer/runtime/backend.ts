@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmFallbackKernels } from './wasm_kernels.ts';
 
 export { tf };
 
@@ -63,6 +64,7 @@ async function tryTensorflowBinding(): Promise<RuntimeInfo | null> {
 async function initWasm(): Promise<RuntimeInfo> {
   const wasmDist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(`${wasmDist}/`);
+  registerWasmFallbackKernels();
   await setBackendOrThrow('wasm');
   return { engine: 'wasm', description: 'tfjs wasm (SIMD, single thread)' };
 }
