@@ -37,11 +37,11 @@ export class Linear extends Module {
     prefix: string,
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: { bias?: boolean; init?: Init } = {},
+    options: { bias?: boolean; init?: Init; biasInit?: Init } = {},
   ) {
     super(store, prefix);
     this.weight = this.parameter('weight', [outFeatures, inFeatures], options.init ?? fanInUniform(inFeatures));
-    this.bias = options.bias === false ? null : this.parameter('bias', [outFeatures], fanInUniform(inFeatures));
+    this.bias = options.bias === false ? null : this.parameter('bias', [outFeatures], options.biasInit ?? fanInUniform(inFeatures));
   }
 
   forward<T extends tf.Tensor>(x: T): T {

@@ -125,6 +125,36 @@ export class ParameterStore {
     }
   }
 
+  /**
+   * Changes the first dimension of a torch-layout parameter (e.g. a token embedding table after tokens were
+   * added). Loaded rows are kept (the tail is cut when shrinking); `addedRows`, in PyTorch layout, fills the rows
+   * past the old end. The variable is replaced, so code holding the old one (an optimizer) must fetch it again.
+   */
+  resizeRows(key: string, rows: number, addedRows?: Float32Array): void {
+    const spec = this.specs.get(key);
+    if (!spec) throw new WeightLoadError(`no parameter '${key}' is declared`);
+    if (spec.layout !== 'torch') throw new Error(`'${key}' is a ${spec.layout} kernel; only torch-layout parameters can be resized`);
+    if (!Number.isInteger(rows) || rows < 1) throw new Error(`'${key}': cannot resize to ${rows} rows`);
+    const [oldRows, ...rowShape] = spec.torchShape;
+    const rowSize = rowShape.reduce((a, b) => a * b, 1);
+    const added = Math.max(0, rows - oldRows!);
+    if ((addedRows?.length ?? 0) !== added * rowSize) {
+      throw new Error(`'${key}': growing from ${oldRows} to ${rows} rows needs ${added * rowSize} new values, got ${addedRows?.length ?? 0}`);
+    }
+    const torchShape = [rows, ...rowShape];
+    const existing = this.values.get(key);
+    this.specs.set(key, { ...spec, torchShape });
+    if (!existing) return;
+    const data = new Float32Array(rows * rowSize);
+    data.set((existing.dataSync() as Float32Array).subarray(0, Math.min(rows, oldRows!) * rowSize));
+    if (addedRows) data.set(addedRows, oldRows! * rowSize);
+    const trainable = existing.trainable;
+    existing.dispose();
+    this.values.delete(key);
+    this.assign(key, data, torchShape);
+    this.get(key).trainable = trainable;
+  }
+
   /** Loads every declared parameter; missing keys and shape mismatches throw, naming the key. */
   load(source: WeightSource, options: { prefix?: string } = {}): LoadReport {
     const prefix = options.prefix ?? '';
