@@ -256,8 +256,8 @@ export class CLIPTextModel {
 
   /**
    * Token embeddings of `inputIds` [batch, tokens, hidden]. With `overrides`, the given rows replace the table's
-   * rows for those token ids through a one-hot product, so gradients reach them on every backend (wasm has no
-   * gather gradient); learners train new-token rows this way and write them back with setTokenEmbeddings.
+   * rows for those token ids through a one-hot product, so a learner differentiates only those few rows rather
+   * than the whole [vocab, hidden] table, and writes them back with setTokenEmbeddings.
    */
   embedTokens(inputIds: tf.Tensor2D | number[][], overrides?: TokenRowOverrides): tf.Tensor3D {
     return tf.tidy(() => {
@@ -324,7 +324,7 @@ export class CLIPTextModel {
       this.config.eos_token_id === LEGACY_EOS_TOKEN_ID
         ? tf.argMax(inputIds, -1)
         : tf.argMax(tf.cast(tf.equal(inputIds, this.config.eos_token_id), 'int32'), -1);
-    // A one-hot weighted sum instead of a gather keeps the pooled output differentiable on wasm.
+    // A one-hot weighted sum rather than a gather: its gradient needs only elementwise kernels.
     const selector = tf.expandDims(tf.oneHot(eosPositions, inputIds.shape[1]), -1);
     return tf.sum(tf.mul(lastHiddenState, tf.cast(selector, 'float32')), 1) as tf.Tensor2D;
   }
