@@ -1,0 +1,38 @@
+// Typed option parsing over node:util parseArgs, with errors that say which option is wrong.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export function parseOptions<T extends OptionSpec>(argv: string[], options: T, help: string): ReturnType<typeof parseArgs<{ options: T; allowPositionals: true }>> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(help);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${help}`);
+  }
+}
+
+export function requireString(value: string | undefined, name: string): string {
+  if (value === undefined || value === '') throw new CliError(`--${name} is required`);
+  return value;
+}
+
+export function parseNumber(value: string | undefined, name: string, fallback: number, check: (n: number) => boolean = Number.isFinite): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || !check(n)) throw new CliError(`--${name} got '${value}', which is not a valid value`);
+  return n;
+}
+
+export const isPositiveInteger = (n: number) => Number.isInteger(n) && n > 0;
+export const isNonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;

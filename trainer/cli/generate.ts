@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
+import { initRuntime } from '../runtime/backend.ts';
+import { tensorToRgbImages, writePng } from '../io/image.ts';
+import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
+import { defaultModelDir } from './default_model.ts';
+import { ProgressBar } from './progress.ts';
+
+const HELP = `usage: mifo generate --prompt TEXT [options]
+
+  --model DIR        diffusers pipeline folder (default: the embedded model)
+  --prompt TEXT      what to draw
+  --negative TEXT    negative prompt (default "")
+  --steps N          DDIM steps (default 50)
+  --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
+  --seed S           seed for the initial noise (default: random, printed)
+  --batch N          images per prompt (default 1)
+  --size PX          image side (default: the model's)
+  --out FILE.png     output; with --batch > 1, FILE-0.png, FILE-1.png, ...`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseOptions(
+    argv,
+    {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      negative: { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      seed: { type: 'string' },
+      batch: { type: 'string' },
+      size: { type: 'string' },
+      out: { type: 'string' },
+    },
+    HELP,
+  );
+  const modelDir = resolve(values.model ?? defaultModelDir());
+  const prompt = requireString(values.prompt, 'prompt');
+  const out = resolve(requireString(values.out, 'out'));
+  if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
+  if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
+  const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
+  const guidance = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
+  const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
+  const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
+  const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);
+
+  await initRuntime();
+  const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
+  const bar = new ProgressBar('generate', steps);
+  const result = await pipe.generate({
+    prompt,
+    negativePrompt: values.negative ?? '',
+    steps,
+    guidance,
+    seed,
+    batch,
+    height: size,
+    width: size,
+    onStep: ({ step }) => bar.update(step + 1),
+  });
+  const images = tensorToRgbImages(result.images);
+  const paths = images.length === 1 ? [out] : images.map((_, i) => out.replace(/\.png$/i, `-${i}.png`));
+  for (const [i, image] of images.entries()) await writePng(paths[i]!, image);
+  console.log(`wrote ${paths.join(', ')} (seed ${seed}, ${steps} steps, guidance ${guidance})`);
+}
