@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { enableNativeKernels } from './native.ts';
 import { registerWasmFallbackKernels } from './wasm_kernels.ts';
 
 export { tf };
@@ -65,8 +66,12 @@ async function initWasm(): Promise<RuntimeInfo> {
   const wasmDist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(`${wasmDist}/`);
   registerWasmFallbackKernels();
+  const native = enableNativeKernels();
   await setBackendOrThrow('wasm');
-  return { engine: 'wasm', description: 'tfjs wasm (SIMD, single thread)' };
+  const description = native.active
+    ? `tfjs wasm + native kernels (OpenBLAS ${native.blasCore}, ${native.threads} threads)`
+    : `tfjs wasm (SIMD, single thread; native kernels off: ${native.reason})`;
+  return { engine: 'wasm', description };
 }
 
 async function setBackendOrThrow(name: string): Promise<void> {

@@ -1,0 +1,190 @@
+#include "common.h"
+
+#include <cblas.h>
+#include <sched.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace mifo {
+
+Args::Args(napi_env env, napi_callback_info info, size_t expected) : env_(env), argc_(kMaxArgs) {
+  if (expected > kMaxArgs) throw ArgumentError("too many arguments declared");
+  if (napi_get_cb_info(env, info, &argc_, argv_, nullptr, nullptr) != napi_ok) throw ArgumentError("cannot read arguments");
+  if (argc_ != expected) {
+    throw ArgumentError("expected " + std::to_string(expected) + " arguments, got " + std::to_string(argc_));
+  }
+  bool isArrayBuffer = false;
+  napi_is_arraybuffer(env, argv_[0], &isArrayBuffer);
+  if (!isArrayBuffer) throw ArgumentError("argument 0 must be the wasm heap ArrayBuffer");
+  void* data = nullptr;
+  if (napi_get_arraybuffer_info(env, argv_[0], &data, &heapBytes_) != napi_ok) throw ArgumentError("cannot read the heap");
+  heap_ = static_cast<uint8_t*>(data);
+}
+
+int64_t Args::integer(size_t index) const {
+  int64_t result = 0;
+  if (napi_get_value_int64(env_, argv_[index], &result) != napi_ok) {
+    throw ArgumentError("argument " + std::to_string(index) + " must be a number");
+  }
+  return result;
+}
+
+double Args::number(size_t index) const {
+  double result = 0;
+  if (napi_get_value_double(env_, argv_[index], &result) != napi_ok) {
+    throw ArgumentError("argument " + std::to_string(index) + " must be a number");
+  }
+  return result;
+}
+
+bool Args::flag(size_t index) const { return integer(index) != 0; }
+
+void* Args::region(size_t index, size_t bytes) const {
+  const int64_t offset = integer(index);
+  if (offset < 0 || static_cast<uint64_t>(offset) + bytes > heapBytes_ || offset % 4 != 0) {
+    throw ArgumentError("argument " + std::to_string(index) + ": region [" + std::to_string(offset) + ", +" +
+                        std::to_string(bytes) + ") is outside the wasm heap or misaligned");
+  }
+  return heap_ + offset;
+}
+
+float* Args::floats(size_t index, size_t count) const { return static_cast<float*>(region(index, count * sizeof(float))); }
+
+int32_t* Args::ints(size_t index, size_t count) const { return static_cast<int32_t*>(region(index, count * sizeof(int32_t))); }
+
+float* Args::optionalFloats(size_t index, size_t count) const {
+  return integer(index) < 0 ? nullptr : floats(index, count);
+}
+
+namespace {
+
+int envThreads() {
+  const char* text = std::getenv("MIFO_THREADS");
+  int threads = text ? std::atoi(text) : 0;
+  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  return threads > 0 ? threads : 1;
+}
+
+// Workers sleep on a condition variable between calls: spinning would steal the core from OpenBLAS and V8.
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int i = 1; i < threads; i++) workers_.emplace_back([this] { workerLoop(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& worker : workers_) worker.join();
+  }
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void run(int64_t chunks, const std::function<void(int64_t)>& fn) {
+    if (workers_.empty() || chunks <= 1) {
+      for (int64_t i = 0; i < chunks; i++) fn(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &fn;
+      chunks_ = chunks;
+      next_.store(0);
+      busy_.store(static_cast<int>(workers_.size()));
+      generation_++;
+    }
+    wake_.notify_all();
+    work();
+    while (busy_.load(std::memory_order_acquire) != 0) sched_yield();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      const int64_t i = next_.fetch_add(1);
+      if (i >= chunks_) return;
+      (*task_)(i);
+    }
+  }
+  void workerLoop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      busy_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  const std::function<void(int64_t)>* task_ = nullptr;
+  int64_t chunks_ = 0;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int> busy_{0};
+};
+
+Pool* pool = nullptr;
+int blasMax = 0;
+int blasCurrent = 0;
+// Below this many flops a GEMM finishes in well under 0.1 ms and a second thread only adds wake-up cost.
+constexpr double kBlasMultiThreadFlops = 4e6;
+
+}  // namespace
+
+int poolThreads() {
+  if (!pool) pool = new Pool(envThreads());
+  return pool->threads();
+}
+
+void setPoolThreads(int threads) {
+  delete pool;
+  pool = new Pool(threads > 0 ? threads : 1);
+}
+
+void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn) {
+  if (!pool) pool = new Pool(envThreads());
+  pool->run(chunks, fn);
+}
+
+int maxBlasThreads() {
+  if (blasMax == 0) blasMax = envThreads();
+  return blasMax;
+}
+
+void setMaxBlasThreads(int threads) {
+  blasMax = threads > 0 ? threads : 1;
+  blasCurrent = 0;
+}
+
+void useBlasThreadsFor(double flops) {
+  const int wanted = flops < kBlasMultiThreadFlops ? 1 : maxBlasThreads();
+  if (wanted != blasCurrent) {
+    openblas_set_num_threads(wanted);
+    blasCurrent = wanted;
+  }
+}
+
+napi_value guarded(napi_env env, const char* name, const std::function<napi_value()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    napi_throw_error(env, nullptr, (std::string("mifo_native.") + name + ": " + error.what()).c_str());
+    return nullptr;
+  }
+}
+
+}  // namespace mifo

@@ -1,0 +1,59 @@
+// Shared plumbing of the mifo_native addon: reading N-API arguments that point into the tfjs wasm heap, a tiny thread
+// pool for our own kernels, and the per-call choice of OpenBLAS threads.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace mifo {
+
+// Every kernel receives the wasm heap (an ArrayBuffer) plus byte offsets and sizes of the tensors it touches.
+// Offsets are checked against the heap so a bad call throws instead of corrupting memory.
+class Args {
+ public:
+  Args(napi_env env, napi_callback_info info, size_t expected);
+
+  int64_t integer(size_t index) const;
+  double number(size_t index) const;
+  bool flag(size_t index) const;
+  float* floats(size_t index, size_t count) const;
+  int32_t* ints(size_t index, size_t count) const;
+  // a float region that may be absent (offset -1)
+  float* optionalFloats(size_t index, size_t count) const;
+  napi_value value(size_t index) const { return argv_[index]; }
+
+ private:
+  void* region(size_t index, size_t bytes) const;
+
+  napi_env env_;
+  static constexpr size_t kMaxArgs = 24;
+  napi_value argv_[kMaxArgs];
+  size_t argc_;
+  uint8_t* heap_ = nullptr;
+  size_t heapBytes_ = 0;
+};
+
+class ArgumentError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Runs fn(chunk) for chunk in [0, chunks) on the calling thread plus the pool's workers.
+void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn);
+int poolThreads();
+void setPoolThreads(int threads);
+
+// OpenBLAS threads for a GEMM of the given size: small products run faster on one thread (no wake-up, no split).
+void useBlasThreadsFor(double flops);
+int maxBlasThreads();
+void setMaxBlasThreads(int threads);
+
+// Wraps a kernel so C++ exceptions become JS errors.
+napi_value guarded(napi_env env, const char* name, const std::function<napi_value()>& body);
+
+}  // namespace mifo

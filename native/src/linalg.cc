@@ -1,0 +1,203 @@
+#include "linalg.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace mifo {
+
+namespace {
+
+// im2col scratch per chunk: 4 Mi floats keeps it within L3-sized slabs and bounds the extra memory at 16 MiB.
+constexpr int64_t kColumnBudget = int64_t{1} << 22;
+// Splitting a copy loop over threads pays off only past this many floats.
+constexpr int64_t kParallelCopyFloats = int64_t{1} << 16;
+
+void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  useBlasThreadsFor(2.0 * M * N * K);
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
+              B, ldb, beta, C, ldc);
+}
+
+// Runs fn(begin, end) over [0, rows) in blocks, on several threads when the work is large enough.
+template <typename Fn>
+void forRows(int64_t rows, int64_t floatsPerRow, Fn fn) {
+  const int64_t threads = poolThreads();
+  if (threads == 1 || rows * floatsPerRow < kParallelCopyFloats || rows < 2) {
+    fn(int64_t{0}, rows);
+    return;
+  }
+  const int64_t blocks = std::min<int64_t>(rows, threads * 4);
+  const int64_t per = (rows + blocks - 1) / blocks;
+  parallelFor(blocks, [&](int64_t b) {
+    const int64_t begin = b * per;
+    const int64_t end = std::min(rows, begin + per);
+    if (begin < end) fn(begin, end);
+  });
+}
+
+bool isPointwise(const ConvGeometry& g) {
+  return g.filterHeight == 1 && g.filterWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1 && g.padTop == 0 &&
+         g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth;
+}
+
+// cols[p - first][(kh·KW + kw)·Ci + ci] = x[n, oh·sh − pt + kh·dh, ow·sw − pl + kw·dw, ci] for output pixels p.
+void im2col(const ConvGeometry& g, const float* x, float* cols, int64_t first, int64_t count) {
+  const int64_t rowLength = g.filterHeight * g.filterWidth * g.inChannels;
+  const int64_t pixels = g.outHeight * g.outWidth;
+  forRows(count, rowLength, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int64_t p = first + r;
+      const int64_t n = p / pixels;
+      const int64_t oh = (p % pixels) / g.outWidth;
+      const int64_t ow = p % g.outWidth;
+      float* dst = cols + r * rowLength;
+      for (int64_t kh = 0; kh < g.filterHeight; kh++) {
+        const int64_t ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
+        for (int64_t kw = 0; kw < g.filterWidth; kw++, dst += g.inChannels) {
+          const int64_t iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
+          if (ih < 0 || ih >= g.inHeight || iw < 0 || iw >= g.inWidth) {
+            std::memset(dst, 0, sizeof(float) * g.inChannels);
+          } else {
+            std::memcpy(dst, x + ((n * g.inHeight + ih) * g.inWidth + iw) * g.inChannels, sizeof(float) * g.inChannels);
+          }
+        }
+      }
+    }
+  });
+}
+
+// dx[n, ih, iw, :] = Σ over the taps that read (ih, iw) of cols[(n − first, oh, ow)][tap, :], for images
+// [first, first + images); a gather, so rows of dx can be filled in parallel without races.
+void col2imGather(const ConvGeometry& g, const float* cols, float* dx, int64_t first, int64_t images) {
+  const int64_t rowLength = g.filterHeight * g.filterWidth * g.inChannels;
+  forRows(images * g.inHeight, g.inWidth * g.inChannels * g.filterHeight * g.filterWidth, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; row++) {
+      const int64_t local = row / g.inHeight;
+      const int64_t ih = row % g.inHeight;
+      float* dst = dx + ((first + local) * g.inHeight + ih) * g.inWidth * g.inChannels;
+      std::memset(dst, 0, sizeof(float) * g.inWidth * g.inChannels);
+      for (int64_t kh = 0; kh < g.filterHeight; kh++) {
+        const int64_t th = ih + g.padTop - kh * g.dilationHeight;
+        if (th < 0 || th % g.strideHeight != 0 || th / g.strideHeight >= g.outHeight) continue;
+        const int64_t oh = th / g.strideHeight;
+        for (int64_t iw = 0; iw < g.inWidth; iw++) {
+          float* out = dst + iw * g.inChannels;
+          for (int64_t kw = 0; kw < g.filterWidth; kw++) {
+            const int64_t tw = iw + g.padLeft - kw * g.dilationWidth;
+            if (tw < 0 || tw % g.strideWidth != 0 || tw / g.strideWidth >= g.outWidth) continue;
+            const int64_t ow = tw / g.strideWidth;
+            const float* src = cols + ((local * g.outHeight + oh) * g.outWidth + ow) * rowLength + (kh * g.filterWidth + kw) * g.inChannels;
+            for (int64_t c = 0; c < g.inChannels; c++) out[c] += src[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void ConvGeometry::validate() const {
+  const int64_t values[] = {batch, inHeight, inWidth, inChannels, filterHeight, filterWidth, outChannels, outHeight,
+                            outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth};
+  for (int64_t v : values) {
+    if (v <= 0) throw ArgumentError("convolution sizes, strides and dilations must be positive");
+  }
+  if (padTop < 0 || padLeft < 0) throw ArgumentError("negative convolution padding");
+}
+
+void gemmBatched(int64_t batch, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t strideA,
+                 const float* B, int64_t strideB, float* C, int64_t strideC) {
+  const int64_t lda = transA ? M : K;
+  const int64_t ldb = transB ? K : N;
+  // A shared right operand and a row-major left one stack into a single taller product.
+  if (batch > 1 && strideB == 0 && !transA && strideA == M * K && strideC == M * N) {
+    sgemm(false, transB, batch * M, N, K, A, lda, B, ldb, 0.0f, C, N);
+    return;
+  }
+  for (int64_t b = 0; b < batch; b++) {
+    sgemm(transA, transB, M, N, K, A + b * strideA, lda, B + b * strideB, ldb, 0.0f, C + b * strideC, N);
+  }
+}
+
+void conv2dForward(const ConvGeometry& g, const float* x, const float* w, float* y) {
+  g.validate();
+  const int64_t pixels = g.batch * g.outHeight * g.outWidth;
+  const int64_t K = g.filterHeight * g.filterWidth * g.inChannels;
+  if (isPointwise(g)) {
+    sgemm(false, false, pixels, g.outChannels, K, x, K, w, g.outChannels, 0.0f, y, g.outChannels);
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, std::min(pixels, kColumnBudget / K));
+  std::vector<float> cols(static_cast<size_t>(chunk * K));
+  for (int64_t first = 0; first < pixels; first += chunk) {
+    const int64_t count = std::min(chunk, pixels - first);
+    im2col(g, x, cols.data(), first, count);
+    sgemm(false, false, count, g.outChannels, K, cols.data(), K, w, g.outChannels, 0.0f, y + first * g.outChannels,
+          g.outChannels);
+  }
+}
+
+void conv2dBackpropInput(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  g.validate();
+  const int64_t K = g.filterHeight * g.filterWidth * g.inChannels;
+  if (isPointwise(g)) {
+    sgemm(false, true, g.batch * g.inHeight * g.inWidth, g.inChannels, g.outChannels, dy, g.outChannels, w, g.outChannels,
+          0.0f, dx, g.inChannels);
+    return;
+  }
+  const bool unitStride = g.strideHeight == 1 && g.strideWidth == 1 && g.dilationHeight == 1 && g.dilationWidth == 1;
+  if (unitStride && g.padTop < g.filterHeight && g.padLeft < g.filterWidth) {
+    // With stride 1 the input gradient is a forward convolution of dy with the filter rotated by 180° and its
+    // channel axes swapped: pure gathers, no scatter-add.
+    std::vector<float> rotated(static_cast<size_t>(g.filterSize()));
+    for (int64_t kh = 0; kh < g.filterHeight; kh++) {
+      for (int64_t kw = 0; kw < g.filterWidth; kw++) {
+        const float* src = w + ((g.filterHeight - 1 - kh) * g.filterWidth + (g.filterWidth - 1 - kw)) * g.inChannels * g.outChannels;
+        float* dst = rotated.data() + (kh * g.filterWidth + kw) * g.outChannels * g.inChannels;
+        for (int64_t ci = 0; ci < g.inChannels; ci++) {
+          for (int64_t co = 0; co < g.outChannels; co++) dst[co * g.inChannels + ci] = src[ci * g.outChannels + co];
+        }
+      }
+    }
+    const ConvGeometry flipped{g.batch, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth, g.inChannels,
+                               g.inHeight, g.inWidth, 1, 1, g.filterHeight - 1 - g.padTop, g.filterWidth - 1 - g.padLeft, 1, 1};
+    conv2dForward(flipped, dy, rotated.data(), dx);
+    return;
+  }
+  const int64_t perImage = g.outHeight * g.outWidth;
+  const int64_t images = std::max<int64_t>(1, std::min(g.batch, kColumnBudget / (perImage * K)));
+  std::vector<float> cols(static_cast<size_t>(images * perImage * K));
+  for (int64_t first = 0; first < g.batch; first += images) {
+    const int64_t count = std::min(images, g.batch - first);
+    sgemm(false, true, count * perImage, K, g.outChannels, dy + first * perImage * g.outChannels, g.outChannels, w,
+          g.outChannels, 0.0f, cols.data(), K);
+    col2imGather(g, cols.data(), dx, first, count);
+  }
+}
+
+void conv2dBackpropFilter(const ConvGeometry& g, const float* x, const float* dy, float* dw) {
+  g.validate();
+  const int64_t pixels = g.batch * g.outHeight * g.outWidth;
+  const int64_t K = g.filterHeight * g.filterWidth * g.inChannels;
+  if (isPointwise(g)) {
+    sgemm(true, false, K, g.outChannels, pixels, x, K, dy, g.outChannels, 0.0f, dw, g.outChannels);
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, std::min(pixels, kColumnBudget / K));
+  std::vector<float> cols(static_cast<size_t>(chunk * K));
+  for (int64_t first = 0; first < pixels; first += chunk) {
+    const int64_t count = std::min(chunk, pixels - first);
+    im2col(g, x, cols.data(), first, count);
+    sgemm(true, false, K, g.outChannels, count, cols.data(), K, dy + first * g.outChannels, g.outChannels,
+          first == 0 ? 0.0f : 1.0f, dw, g.outChannels);
+  }
+}
+
+}  // namespace mifo

@@ -1,0 +1,186 @@
+// The mifo_native addon (native/, built by `npm ci` through scripts/build-native.mjs): OpenBLAS GEMM and convolutions
+// plus fused kernels, registered into the tfjs wasm backend. The kernels work in place on the wasm heap (inputs read,
+// outputs allocated by the backend, no copies). Unsupported cases fall back to the kernel that was registered before.
+// MIFO_NATIVE=0 keeps the addon unloaded.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { type BackendWasm, heapBuffer, heapOffset, type TensorInfo } from './wasm_heap.ts';
+
+/** Functions exported by native/src/addon.cc; heap = the wasm heap ArrayBuffer, tensors by byte offset. */
+export interface NativeAddon {
+  gemm(heap: ArrayBuffer, batch: number, transA: number, transB: number, M: number, N: number, K: number,
+    a: number, strideA: number, b: number, strideB: number, c: number): void;
+  conv2dForward(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
+  conv2dBackpropInput(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
+  conv2dBackpropFilter(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
+  setThreads(threads: number): void;
+  info(): { threads: number; blasCore: string; blasConfig: string };
+}
+
+export interface NativeStatus {
+  active: boolean;
+  /** why the addon is not active */
+  reason?: string;
+  threads?: number;
+  blasCore?: string;
+}
+
+export const nativeAddonPath = fileURLToPath(new URL('../../native/build/Release/mifo_native.node', import.meta.url));
+
+let addon: NativeAddon | null = null;
+let status: NativeStatus | null = null;
+const replaced = new Map<string, tf.KernelFunc>();
+
+export function nativeStatus(): NativeStatus {
+  return status ?? { active: false, reason: 'the runtime has not been initialised' };
+}
+
+export function nativeAddon(): NativeAddon | null {
+  return addon;
+}
+
+/** The wasm kernel a native kernel replaced (the stock one or our JS fallback), for fallbacks and tests. */
+export function replacedWasmKernel(kernelName: string): tf.KernelFunc | undefined {
+  return replaced.get(kernelName);
+}
+
+/** Loads the addon and registers its kernels for the wasm backend; safe to call more than once. */
+export function enableNativeKernels(): NativeStatus {
+  status ??= loadAndRegister();
+  return status;
+}
+
+function loadAndRegister(): NativeStatus {
+  if (process.env.MIFO_NATIVE === '0') return { active: false, reason: 'disabled by MIFO_NATIVE=0' };
+  if (!existsSync(nativeAddonPath)) {
+    return { active: false, reason: 'native/build/Release/mifo_native.node is not built (node scripts/build-native.mjs)' };
+  }
+  try {
+    addon = createRequire(import.meta.url)(nativeAddonPath) as NativeAddon;
+  } catch (error) {
+    return { active: false, reason: `mifo_native.node failed to load: ${(error as Error).message.split('\n')[0]}` };
+  }
+  registerNativeKernels(addon);
+  const info = addon.info();
+  return { active: true, threads: info.threads, blasCore: info.blasCore };
+}
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: any };
+
+function override(kernelName: string, make: (fallback: tf.KernelFunc) => (args: KernelArgs) => TensorInfo | TensorInfo[]): void {
+  const previous = tf.getKernel(kernelName, 'wasm');
+  const fallback: tf.KernelFunc =
+    previous?.kernelFunc ??
+    (() => {
+      throw new Error(`${kernelName}: this case is not supported by the native kernel and the wasm backend has none`);
+    });
+  if (previous) tf.unregisterKernel(kernelName, 'wasm');
+  replaced.set(kernelName, fallback);
+  // The stock kernel's setup (its wasm function bindings) must still run at backend start-up for the fallback to work.
+  tf.registerKernel({
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: make(fallback) as unknown as tf.KernelFunc,
+    setupFunc: previous?.setupFunc,
+    disposeFunc: previous?.disposeFunc,
+  });
+}
+
+function input(inputs: tf.NamedTensorInfoMap, name: string): TensorInfo {
+  const info = inputs[name];
+  if (!info) throw new Error(`missing input '${name}'`);
+  return info;
+}
+
+const size = (shape: number[]) => tf.util.sizeFromShape(shape);
+
+function registerNativeKernels(native: NativeAddon): void {
+  override('BatchMatMul', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const a = input(args.inputs, 'a');
+    const b = input(args.inputs, 'b');
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    const transposeA = Boolean(attrs.transposeA);
+    const transposeB = Boolean(attrs.transposeB);
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const M = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+    const K = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+    const kB = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+    const N = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    // The stock kernel raises tfjs's own errors for mismatched or non-broadcastable shapes.
+    if (K !== kB || M * N * K === 0) return fallback(args);
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+    const batch = size(outer);
+    const batchA = size(outerA);
+    const batchB = size(outerB);
+    // Strided batches only: each operand is either full-batch (same linear order as the output) or a single matrix.
+    if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return fallback(args);
+    const out = backend.makeOutput([...outer, M, N], 'float32');
+    native.gemm(
+      heapBuffer(backend), batch, transposeA ? 1 : 0, transposeB ? 1 : 0, M, N, K,
+      heapOffset(backend, a), batchA === 1 ? 0 : M * K, heapOffset(backend, b), batchB === 1 ? 0 : K * N,
+      heapOffset(backend, out),
+    );
+    return out;
+  });
+
+  override('Conv2D', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const x = input(args.inputs, 'x');
+    const filter = input(args.inputs, 'filter');
+    if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+    );
+    if (size(info.outShape) === 0) return fallback(args);
+    const y = backend.makeOutput(info.outShape, 'float32');
+    native.conv2dForward(heapBuffer(backend), ...geometry(info), heapOffset(backend, x), heapOffset(backend, filter), heapOffset(backend, y));
+    return y;
+  });
+
+  override('Conv2DBackpropInput', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const dy = input(args.inputs, 'dy');
+    const filter = input(args.inputs, 'filter');
+    if (attrs.dataFormat === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape, filter.shape as [number, number, number, number],
+      attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+    );
+    if (size(info.inShape) === 0 || size(info.outShape) === 0) return fallback(args);
+    const dx = backend.makeOutput([...attrs.inputShape], 'float32');
+    native.conv2dBackpropInput(heapBuffer(backend), ...geometry(info), heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, dx));
+    return dx;
+  });
+
+  override('Conv2DBackpropFilter', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const x = input(args.inputs, 'x');
+    const dy = input(args.inputs, 'dy');
+    if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || dy.dtype !== 'float32') return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], attrs.filterShape,
+      attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+    );
+    if (size(info.inShape) === 0 || size(info.outShape) === 0) return fallback(args);
+    const dw = backend.makeOutput([...attrs.filterShape], 'float32');
+    native.conv2dBackpropFilter(heapBuffer(backend), ...geometry(info), heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, dw));
+    return dw;
+  });
+}
+
+/** The 15 integers of native ConvGeometry, in its field order. */
+function geometry(info: tf.backend_util.Conv2DInfo): number[] {
+  return [
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels,
+    info.filterHeight, info.filterWidth, info.outChannels,
+    info.outHeight, info.outWidth, info.strideHeight, info.strideWidth,
+    info.padInfo.top, info.padInfo.left, info.dilationHeight, info.dilationWidth,
+  ];
+}
