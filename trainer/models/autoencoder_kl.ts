@@ -4,7 +4,7 @@ import { tf } from '../runtime/backend.ts';
 import { activation } from '../nn/functional.ts';
 import { Conv2d, GroupNorm, Module } from '../nn/layers.ts';
 import { ParameterStore, type LoadReport } from '../nn/parameters.ts';
-import { readComponentConfig, WeightSource } from '../io/diffusers.ts';
+import { readComponentConfig } from '../io/diffusers.ts';
 import { Attention } from './attention_processor.ts';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.ts';
 
@@ -59,11 +59,16 @@ class UNetMidBlock2D extends Module {
   }
 }
 
-class EncoderBlock extends Module {
+/** DownEncoderBlock2D (resnets, then an optional stride-2 conv) and UpDecoderBlock2D (resnets, then an optional 2x upsampler). */
+class ResnetStack extends Module {
   readonly resnets: ResnetBlock2D[];
-  readonly downsampler: Downsample2D | null;
+  readonly sampler: Downsample2D | Upsample2D | null;
 
-  constructor(store: ParameterStore, prefix: string, o: { inChannels: number; outChannels: number; layers: number; groups: number; act: string; downsample: boolean }) {
+  constructor(
+    store: ParameterStore,
+    prefix: string,
+    o: { inChannels: number; outChannels: number; layers: number; groups: number; act: string; sampler: 'down' | 'up' | null },
+  ) {
     super(store, prefix);
     this.resnets = Array.from(
       { length: o.layers },
@@ -77,41 +82,15 @@ class EncoderBlock extends Module {
           act: o.act,
         }),
     );
-    this.downsampler = o.downsample ? new Downsample2D(store, this.child('downsamplers.0'), o.outChannels, o.outChannels, 0) : null;
+    if (o.sampler === 'down') this.sampler = new Downsample2D(store, this.child('downsamplers.0'), o.outChannels, o.outChannels, 0);
+    else if (o.sampler === 'up') this.sampler = new Upsample2D(store, this.child('upsamplers.0'), o.outChannels, o.outChannels);
+    else this.sampler = null;
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     let h = x;
     for (const resnet of this.resnets) h = resnet.forward(h, null);
-    return this.downsampler ? this.downsampler.forward(h) : h;
-  }
-}
-
-class DecoderBlock extends Module {
-  readonly resnets: ResnetBlock2D[];
-  readonly upsampler: Upsample2D | null;
-
-  constructor(store: ParameterStore, prefix: string, o: { inChannels: number; outChannels: number; layers: number; groups: number; act: string; upsample: boolean }) {
-    super(store, prefix);
-    this.resnets = Array.from(
-      { length: o.layers },
-      (_, i) =>
-        new ResnetBlock2D(store, this.child(`resnets.${i}`), {
-          inChannels: i === 0 ? o.inChannels : o.outChannels,
-          outChannels: o.outChannels,
-          tembChannels: null,
-          groups: o.groups,
-          eps: VAE_EPS,
-          act: o.act,
-        }),
-    );
-    this.upsampler = o.upsample ? new Upsample2D(store, this.child('upsamplers.0'), o.outChannels, o.outChannels) : null;
-  }
-
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    let h = x;
-    for (const resnet of this.resnets) h = resnet.forward(h, null);
-    return this.upsampler ? this.upsampler.forward(h) : h;
+    return this.sampler ? this.sampler.forward(h) : h;
   }
 }
 
@@ -119,7 +98,7 @@ type Trace = (name: string, value: tf.Tensor) => void;
 
 class Encoder extends Module {
   readonly convIn: Conv2d;
-  readonly downBlocks: EncoderBlock[];
+  readonly downBlocks: ResnetStack[];
   readonly midBlock: UNetMidBlock2D;
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
@@ -133,13 +112,13 @@ class Encoder extends Module {
     this.convIn = new Conv2d(store, this.child('conv_in'), c.in_channels, blocks[0]!, 3, { padding: 1 });
     this.downBlocks = c.down_block_types.map((type, i) => {
       if (type !== 'DownEncoderBlock2D') throw new Error(`VAE config: unsupported down block '${type}'`);
-      return new EncoderBlock(store, this.child(`down_blocks.${i}`), {
+      return new ResnetStack(store, this.child(`down_blocks.${i}`), {
         inChannels: i === 0 ? blocks[0]! : blocks[i - 1]!,
         outChannels: blocks[i]!,
         layers: c.layers_per_block,
         groups: c.norm_num_groups,
         act,
-        downsample: i < blocks.length - 1,
+        sampler: i < blocks.length - 1 ? 'down' : null,
       });
     });
     const last = blocks[blocks.length - 1]!;
@@ -163,7 +142,7 @@ class Encoder extends Module {
 class Decoder extends Module {
   readonly convIn: Conv2d;
   readonly midBlock: UNetMidBlock2D;
-  readonly upBlocks: DecoderBlock[];
+  readonly upBlocks: ResnetStack[];
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
@@ -177,13 +156,13 @@ class Decoder extends Module {
     this.midBlock = new UNetMidBlock2D(store, this.child('mid_block'), reversed[0]!, c.norm_num_groups, act, c.mid_block_add_attention ?? true);
     this.upBlocks = c.up_block_types.map((type, i) => {
       if (type !== 'UpDecoderBlock2D') throw new Error(`VAE config: unsupported up block '${type}'`);
-      return new DecoderBlock(store, this.child(`up_blocks.${i}`), {
+      return new ResnetStack(store, this.child(`up_blocks.${i}`), {
         inChannels: i === 0 ? reversed[0]! : reversed[i - 1]!,
         outChannels: reversed[i]!,
         layers: c.layers_per_block + 1,
         groups: c.norm_num_groups,
         act,
-        upsample: i < reversed.length - 1,
+        sampler: i < reversed.length - 1 ? 'up' : null,
       });
     });
     this.convNormOut = new GroupNorm(store, this.child('conv_norm_out'), c.norm_num_groups, c.block_out_channels[0]!, VAE_EPS);
@@ -237,12 +216,7 @@ export class AutoencoderKL {
 
   static fromPretrained(componentDir: string, options: { variant?: string } = {}): { model: AutoencoderKL; report: LoadReport } {
     const model = new AutoencoderKL(readComponentConfig<AutoencoderKLConfig>(componentDir));
-    const source = WeightSource.forComponent(componentDir, options.variant);
-    try {
-      return { model, report: model.store.load(source) };
-    } finally {
-      source.close();
-    }
+    return { model, report: model.store.loadComponent(componentDir, options.variant) };
   }
 
   /** image NHWC in [-1, 1] -> posterior over (unscaled) latents */

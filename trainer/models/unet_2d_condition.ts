@@ -4,7 +4,7 @@ import { tf } from '../runtime/backend.ts';
 import { activation } from '../nn/functional.ts';
 import { Conv2d, GroupNorm } from '../nn/layers.ts';
 import { ParameterStore, type LoadReport } from '../nn/parameters.ts';
-import { readComponentConfig, WeightSource } from '../io/diffusers.ts';
+import { readComponentConfig } from '../io/diffusers.ts';
 import type { AttentionController, AttentionLayerInfo } from './attention_processor.ts';
 import { TimestepEmbedding, timestepFeatures } from './embeddings.ts';
 import {
@@ -218,12 +218,7 @@ export class UNet2DConditionModel {
 
   static fromPretrained(componentDir: string, options: { variant?: string } = {}): { model: UNet2DConditionModel; report: LoadReport } {
     const model = new UNet2DConditionModel(readComponentConfig<UNet2DConditionConfig>(componentDir));
-    const source = WeightSource.forComponent(componentDir, options.variant);
-    try {
-      return { model, report: model.store.load(source) };
-    } finally {
-      source.close();
-    }
+    return { model, report: model.store.loadComponent(componentDir, options.variant) };
   }
 
   get inChannels(): number {

@@ -2,7 +2,7 @@
 // loading checks every declared key and shape, so a checkpoint maps 1:1 and a mismatch names the key.
 // Conv kernels are stored in tfjs's HWIO layout and converted from/to PyTorch's OIHW at the file boundary.
 import { tf } from '../runtime/backend.ts';
-import type { WeightSource } from '../io/diffusers.ts';
+import { WeightSource } from '../io/diffusers.ts';
 import type { TensorToWrite } from '../io/safetensors.ts';
 
 export type Layout = 'torch' | 'conv2d';
@@ -170,6 +170,16 @@ export class ParameterStore {
     const declared = new Set(this.keys().map((k) => prefix + k));
     const unexpected = source.keys().filter((k) => k.startsWith(prefix) && !declared.has(k));
     return { loaded: declared.size, unexpected };
+  }
+
+  /** Loads the safetensors weights of a diffusers component folder. */
+  loadComponent(componentDir: string, variant?: string): LoadReport {
+    const source = WeightSource.forComponent(componentDir, variant);
+    try {
+      return this.load(source);
+    } finally {
+      source.close();
+    }
   }
 
   /** Fills every parameter from its declared initialiser with a seeded generator. */

@@ -39,26 +39,26 @@ export class DDPMScheduler {
     if (!Number.isInteger(t) || t < 0 || t >= this.numTrainTimesteps) throw new Error(`timestep ${t} is outside 0..${this.numTrainTimesteps - 1}`);
   }
 
+  /** Per-sample √ᾱ_t and √(1−ᾱ_t). */
+  private noiseCoefficients(timesteps: ArrayLike<number>): { signal: number[]; noise: number[] } {
+    const ts = Array.from(timesteps);
+    ts.forEach((t) => this.checkTimestep(t));
+    return {
+      signal: ts.map((t) => f(Math.sqrt(this.alphasCumprod[t]!))),
+      noise: ts.map((t) => f(Math.sqrt(f(1 - this.alphasCumprod[t]!)))),
+    };
+  }
+
   /** √ᾱ_t·x0 + √(1−ᾱ_t)·ε, one timestep per sample. */
   addNoise(original: tf.Tensor, noise: tf.Tensor, timesteps: ArrayLike<number>): tf.Tensor {
-    return tf.tidy(() => {
-      const ts = Array.from(timesteps);
-      ts.forEach((t) => this.checkTimestep(t));
-      const a = ts.map((t) => f(Math.sqrt(this.alphasCumprod[t]!)));
-      const b = ts.map((t) => f(Math.sqrt(f(1 - this.alphasCumprod[t]!))));
-      return tf.add(tf.mul(perSample(a, original), original), tf.mul(perSample(b, noise), noise));
-    });
+    const c = this.noiseCoefficients(timesteps);
+    return tf.tidy(() => tf.add(tf.mul(perSample(c.signal, original), original), tf.mul(perSample(c.noise, noise), noise)));
   }
 
   /** The v-prediction target √ᾱ_t·ε − √(1−ᾱ_t)·x0. */
   getVelocity(sample: tf.Tensor, noise: tf.Tensor, timesteps: ArrayLike<number>): tf.Tensor {
-    return tf.tidy(() => {
-      const ts = Array.from(timesteps);
-      ts.forEach((t) => this.checkTimestep(t));
-      const a = ts.map((t) => f(Math.sqrt(this.alphasCumprod[t]!)));
-      const b = ts.map((t) => f(Math.sqrt(f(1 - this.alphasCumprod[t]!))));
-      return tf.sub(tf.mul(perSample(a, noise), noise), tf.mul(perSample(b, sample), sample));
-    });
+    const c = this.noiseCoefficients(timesteps);
+    return tf.tidy(() => tf.sub(tf.mul(perSample(c.signal, noise), noise), tf.mul(perSample(c.noise, sample), sample)));
   }
 
   previousTimestep(t: number): number {
