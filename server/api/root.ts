@@ -1,7 +1,13 @@
+import { artifactsRouter } from './routers/artifacts.ts';
+import { jobsRouter } from './routers/jobs.ts';
+import { projectsRouter } from './routers/projects.ts';
 import { publicProcedure, router } from './trpc.ts';
 
 export const appRouter = router({
   health: publicProcedure.query(() => ({ ok: true as const, time: new Date().toISOString() })),
+  projects: projectsRouter,
+  artifacts: artifactsRouter,
+  jobs: jobsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,0 +1,12 @@
+// The built-in job types, defined once for the web server (which validates submissions) and the workers (which
+// attach handlers to the same definitions in server/jobs/handlers.ts).
+import type { JobDefinition } from './contract.ts';
+import { JobRegistry } from './registry.ts';
+
+export const builtinJobDefinitions: readonly JobDefinition[] = [];
+
+export function createJobRegistry(): JobRegistry {
+  const registry = new JobRegistry();
+  for (const definition of builtinJobDefinitions) registry.define(definition);
+  return registry;
+}
