@@ -22,7 +22,7 @@ export interface ServerConfig {
   maxUploadPixels: number;
 }
 
-export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export function readServerConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
   const dataDir = resolve(env.MIFO_DATA_DIR?.trim() || 'data');
   return {
     dataDir,

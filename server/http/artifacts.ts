@@ -1,16 +1,16 @@
 // Serves an artifact by its sha256 over plain HTTP, for a route such as app/api/artifacts/[sha256]/route.ts:
-//   export const GET = (req: Request, { params }: { params: Promise<{ sha256: string }> }) =>
-//     params.then(({ sha256 }) => artifactResponse(req, sha256));
+//   export async function GET(req: Request, { params }: { params: Promise<{ sha256: string }> }) {
+//     return artifactResponse(req, (await params).sha256, (await getServerServices()).artifacts);
+//   }
 // The address is the content, so responses are immutable and revalidate by ETag.
 import { Readable } from 'node:stream';
-import { getServerServices } from '../services.ts';
+import type { ArtifactStore } from '../storage/artifacts.ts';
 import { sniffImageType } from '../storage/images.ts';
 
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
-export async function artifactResponse(request: Request, sha256: string): Promise<Response> {
+export async function artifactResponse(request: Request, sha256: string, artifacts: ArtifactStore): Promise<Response> {
   if (!SHA256_PATTERN.test(sha256)) return new Response('not a sha256\n', { status: 400 });
-  const { artifacts } = await getServerServices();
   const size = artifacts.sizeOf(sha256);
   if (size === null) return new Response('no such artifact\n', { status: 404 });
   const etag = `"${sha256}"`;

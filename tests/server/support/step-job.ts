@@ -26,7 +26,7 @@ const input = z.object({
 
 type StepInput = z.infer<typeof input>;
 
-export interface StepJobResult {
+export type StepJobResult = {
   sum: number;
   steps: number;
   resumedFrom: number;
@@ -34,7 +34,7 @@ export interface StepJobResult {
   pid: number;
   startedAt: number;
   finishedAt: number;
-}
+};
 
 export function expectedSum(steps: number): number {
   return (steps * (steps + 1) * (2 * steps + 1)) / 6;
