@@ -12,7 +12,11 @@ export function createContext(): Context {
   return { requestId: crypto.randomUUID(), services: getServerServices };
 }
 
-const t = initTRPC.context<Context>().create();
+// Job event streams can be quiet for minutes (a slow step); pings keep proxies from closing them, and a client
+// that hears nothing for 30 s reconnects (resuming from its last event id).
+const t = initTRPC.context<Context>().create({
+  sse: { ping: { enabled: true, intervalMs: 10_000 }, client: { reconnectAfterInactivityMs: 30_000 } },
+});
 
 export const router = t.router;
 export const publicProcedure = t.procedure;
