@@ -23,10 +23,11 @@ export interface ServerConfig {
 }
 
 export function readServerConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
-  const dataDir = resolve(env.MIFO_DATA_DIR?.trim() || 'data');
+  // Run-time paths chosen by the operator: the bundler must not try to trace what they point at.
+  const dataDir = resolve(/*turbopackIgnore: true*/ env.MIFO_DATA_DIR?.trim() || 'data');
   return {
     dataDir,
-    databasePath: resolve(env.MIFO_DB_PATH?.trim() || resolve(dataDir, 'mifo.sqlite')),
+    databasePath: resolve(/*turbopackIgnore: true*/ env.MIFO_DB_PATH?.trim() || resolve(dataDir, 'mifo.sqlite')),
     queue: parseQueue(env.MIFO_QUEUE, env.MIFO_QUEUE_PREFIX),
     leaseMs: positiveInteger(env, 'MIFO_LEASE_MS', 30_000, 500),
     pollMs: positiveInteger(env, 'MIFO_POLL_MS', 200, 10),
