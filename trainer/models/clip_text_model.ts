@@ -276,12 +276,17 @@ export class CLIPTextModel {
       const slotOfToken = new Map(tokenIds.map((id, slot) => [id, slot]));
       const slots = Int32Array.from(idValues, (id) => slotOfToken.get(id) ?? -1);
       const [batch, tokens] = ids.shape;
-      // one_hot(-1) is an all-zero row, so positions without an override keep the table's row.
-      const selector = tf.oneHot(tf.tensor1d(slots, 'int32'), tokenIds.length) as tf.Tensor2D;
+      // A one-hot row per position (all zero without an override, so it keeps the table's row), built here because
+      // tf.oneHot refuses a depth of 1, i.e. a single override token.
+      const oneHot = new Float32Array(slots.length * tokenIds.length);
+      slots.forEach((slot, position) => {
+        if (slot >= 0) oneHot[position * tokenIds.length + slot] = 1;
+      });
+      const selector = tf.tensor2d(oneHot, [slots.length, tokenIds.length]);
       const replaced = tf.sum(selector, -1, true);
-      const fromOverrides = tf.matMul(tf.cast(selector, 'float32'), rows);
+      const fromOverrides = tf.matMul(selector, rows);
       const flatBase = tf.reshape(base, [batch * tokens, hidden]);
-      const mixed = tf.add(tf.mul(flatBase, tf.sub(1, tf.cast(replaced, 'float32'))), fromOverrides);
+      const mixed = tf.add(tf.mul(flatBase, tf.sub(1, replaced)), fromOverrides);
       return tf.reshape(mixed, [batch, tokens, hidden]) as tf.Tensor3D;
     });
   }
