@@ -2,10 +2,10 @@
   "targets": [
     {
       "target_name": "mifo_native",
-      "sources": ["src/addon.cc", "src/common.cc", "src/linalg.cc"],
+      "sources": ["src/addon.cc", "src/common.cc", "src/fused.cc", "src/linalg.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-march=native", "-ffp-contract=fast", "<!@(pkg-config --cflags openblas)"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "<!@(pkg-config --cflags openblas)"],
       "libraries": ["<!@(pkg-config --libs openblas)"]
     }
   ]

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { enableNativeKernels } from './native.ts';
-import { registerWasmFallbackKernels } from './wasm_kernels.ts';
+import { registerWasmKernels } from './wasm_kernels.ts';
 
 export { tf };
 
@@ -65,7 +65,7 @@ async function tryTensorflowBinding(): Promise<RuntimeInfo | null> {
 async function initWasm(): Promise<RuntimeInfo> {
   const wasmDist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(`${wasmDist}/`);
-  registerWasmFallbackKernels();
+  registerWasmKernels();
   const native = enableNativeKernels();
   await setBackendOrThrow('wasm');
   const description = native.active

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { registerFusedKernels } from './fused_kernels.ts';
 import { type BackendWasm, heapBuffer, heapOffset, type TensorInfo } from './wasm_heap.ts';
 
 /** Functions exported by native/src/addon.cc; heap = the wasm heap ArrayBuffer, tensors by byte offset. */
@@ -15,6 +16,30 @@ export interface NativeAddon {
   conv2dForward(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
   conv2dBackpropInput(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
   conv2dBackpropFilter(heap: ArrayBuffer, ...geometryAndTensors: number[]): void;
+  silu(heap: ArrayBuffer, x: number, y: number, n: number): void;
+  siluGrad(heap: ArrayBuffer, dy: number, x: number, dx: number, n: number): void;
+  gelu(heap: ArrayBuffer, x: number, y: number, n: number): void;
+  geluGrad(heap: ArrayBuffer, dy: number, x: number, dx: number, n: number): void;
+  softmax(heap: ArrayBuffer, x: number, y: number, rows: number, cols: number): void;
+  softmaxGrad(heap: ArrayBuffer, dy: number, y: number, dx: number, rows: number, cols: number): void;
+  groupNorm(heap: ArrayBuffer, x: number, gamma: number, beta: number, y: number, mean: number, rstd: number,
+    batch: number, pixels: number, channels: number, groups: number, eps: number): void;
+  groupNormGrad(heap: ArrayBuffer, dy: number, x: number, gamma: number, mean: number, rstd: number, dx: number,
+    dgamma: number, dbeta: number, batch: number, pixels: number, channels: number, groups: number): void;
+  layerNorm(heap: ArrayBuffer, x: number, gamma: number, beta: number, y: number, mean: number, rstd: number,
+    rows: number, cols: number, eps: number): void;
+  layerNormGrad(heap: ArrayBuffer, dy: number, x: number, gamma: number, mean: number, rstd: number, dx: number,
+    dgamma: number, dbeta: number, rows: number, cols: number): void;
+  unsortedSegmentSum(heap: ArrayBuffer, x: number, ids: number, out: number, rows: number, rowSize: number, segments: number): void;
+  adamw(heap: ArrayBuffer, param: number, grad: number, m: number, v: number, paramOut: number, mOut: number, vOut: number,
+    n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** mask -1 = none; ms0..ms3 its strides over [batch, heads, queries, keys]; probs -1 = not wanted */
+  attention(heap: ArrayBuffer, batch: number, heads: number, queries: number, keys: number, headDim: number, scale: number,
+    q: number, k: number, v: number, mask: number, ms0: number, ms1: number, ms2: number, ms3: number,
+    out: number, lse: number, probs: number): void;
+  attentionGrad(heap: ArrayBuffer, batch: number, heads: number, queries: number, keys: number, headDim: number, scale: number,
+    q: number, k: number, v: number, mask: number, ms0: number, ms1: number, ms2: number, ms3: number,
+    lse: number, probs: number, dout: number, dprobs: number, dq: number, dk: number, dv: number): void;
   setThreads(threads: number): void;
   info(): { threads: number; blasCore: string; blasConfig: string };
 }
@@ -173,6 +198,27 @@ function registerNativeKernels(native: NativeAddon): void {
     native.conv2dBackpropFilter(heapBuffer(backend), ...geometry(info), heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, dw));
     return dw;
   });
+
+  override('UnsortedSegmentSum', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const x = input(args.inputs, 'x');
+    const ids = input(args.inputs, 'segmentIds');
+    const prefix = ids.shape.length <= x.shape.length && ids.shape.every((d, i) => d === x.shape[i]);
+    if (x.dtype !== 'float32' || ids.dtype !== 'int32' || !prefix || !Number.isInteger(attrs.numSegments) || attrs.numSegments < 0) {
+      return fallback(args);
+    }
+    const rowShape = x.shape.slice(ids.shape.length);
+    const out = backend.makeOutput([attrs.numSegments, ...rowShape], 'float32');
+    if (size(out.shape) > 0) {
+      native.unsortedSegmentSum(
+        heapBuffer(backend), heapOffset(backend, x), heapOffset(backend, ids), heapOffset(backend, out),
+        size(ids.shape), size(rowShape), attrs.numSegments,
+      );
+    }
+    return out;
+  });
+
+  registerFusedKernels(native);
 }
 
 /** The 15 integers of native ConvGeometry, in its field order. */

@@ -1,6 +1,10 @@
-// Kernels the stock tfjs wasm backend lacks and training needs: Conv2DBackpropFilter (every conv weight gradient) and
-// UnsortedSegmentSum (the gradient of gather, i.e. of an embedding table). Plain JS on wasm-heap views plus the
-// backend's own matmul/transpose kernels, so they work with no native addon; the addon replaces them when it loads.
+// JS kernels for the tfjs wasm backend, needed with or without the native addon:
+// - the two the stock backend lacks and training needs: Conv2DBackpropFilter (every conv weight gradient) and
+//   UnsortedSegmentSum (the gradient of gather, i.e. of an embedding table), as JS on wasm-heap views plus the
+//   backend's own matmul/transpose kernels; the native addon replaces them when it loads;
+// - Identity and same-dtype Cast that share the input's memory (reference counted, as the cpu backend and the wasm
+//   Reshape kernel do) instead of copying it. Autodiff clones every tensor it saves for the backward pass, so copies
+//   cost ~10% of a training step. Sharing is safe because no kernel writes into its inputs.
 import * as tf from '@tensorflow/tfjs';
 import {
   allocate,
@@ -141,13 +145,40 @@ function requireInput(inputs: tf.NamedTensorInfoMap, name: string, kernel: strin
   return info;
 }
 
-/** Adds the missing kernels to the wasm backend; kernels that already exist are left alone. */
-export function registerWasmFallbackKernels(): void {
-  const kernels: tf.KernelConfig[] = [
+function shareInput(backend: BackendWasm, x: TensorInfo): TensorInfo {
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+function identityShared(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm }): TensorInfo {
+  const x = requireInput(args.inputs, 'x', 'Identity');
+  if (x.dtype === 'string') throw new Error('Identity on wasm: string tensors are not supported');
+  return shareInput(args.backend, x);
+}
+
+/** Adds the missing kernels to the wasm backend and swaps in the copy-free Identity and Cast. */
+export function registerWasmKernels(): void {
+  const missing: tf.KernelConfig[] = [
     { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilterWasm as unknown as tf.KernelFunc },
     { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc },
   ];
-  for (const kernel of kernels) {
+  for (const kernel of missing) {
     if (!tf.getKernel(kernel.kernelName, 'wasm')) tf.registerKernel(kernel);
   }
+  if (copyFreeRegistered) return;
+  copyFreeRegistered = true;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: identityShared as unknown as tf.KernelFunc });
+  const stockCast = tf.getKernel('Cast', 'wasm');
+  if (!stockCast) throw new Error('the wasm backend has no Cast kernel');
+  tf.unregisterKernel('Cast', 'wasm');
+  tf.registerKernel({
+    ...stockCast,
+    kernelFunc: ((args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: { dtype: tf.DataType } }) => {
+      const x = requireInput(args.inputs, 'x', 'Cast');
+      return x.dtype === args.attrs.dtype ? shareInput(args.backend, x) : stockCast.kernelFunc(args as never);
+    }) as unknown as tf.KernelFunc,
+  });
 }
+
+let copyFreeRegistered = false;

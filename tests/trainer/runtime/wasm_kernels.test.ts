@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initRuntime, tf } from '../../../trainer/runtime/backend.ts';
 import { conv2DBackpropFilterWasm, unsortedSegmentSumWasm } from '../../../trainer/runtime/wasm_kernels.ts';
+import { type BackendWasm, heapOffset } from '../../../trainer/runtime/wasm_heap.ts';
 import { assertAllClose, cpuKernel, randomTensor, wasmKernel } from './kernel_helpers.ts';
 
 const convCases = [
@@ -59,6 +60,23 @@ describe('wasm fallback kernels', () => {
     const actual = wasmKernel(unsortedSegmentSumWasm, { x, segmentIds }, { numSegments: 2 });
     assert.deepEqual(Array.from(actual.values), [5, 6, 4, 6]);
     assert.deepEqual(actual.shape, [2, 2]);
+  });
+
+  test('Identity and same-dtype Cast share memory, and the copy outlives the original', () => {
+    const backend = tf.backend() as BackendWasm;
+    const x = tf.tensor([1, 2, 3]);
+    const copy = tf.clone(x);
+    const cast = tf.cast(x, 'float32');
+    assert.equal(heapOffset(backend, copy), heapOffset(backend, x));
+    assert.equal(heapOffset(backend, cast), heapOffset(backend, x));
+    x.dispose();
+    assert.deepEqual(Array.from(copy.dataSync()), [1, 2, 3]);
+    copy.dispose();
+    assert.deepEqual(Array.from(cast.dataSync()), [1, 2, 3]);
+    cast.dispose();
+    const converted = tf.cast(tf.tensor([1.7, -2.5]), 'int32');
+    assert.equal(converted.dtype, 'int32');
+    assert.deepEqual(Array.from(converted.dataSync()), [1, -2]);
   });
 
   test('conv2d weight gradient and embedding-table gradient work through tf.grads on wasm', async () => {
