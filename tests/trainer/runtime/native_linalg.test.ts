@@ -97,8 +97,16 @@ describe('native GEMM and convolution kernels', () => {
     assertAllClose(wasmKernel(registered('Conv2D'), { x, filter }, attrs), cpuKernel('Conv2D', { x, filter }, attrs), 'y');
   });
 
+  test('UnsortedSegmentSum (native) matches the cpu backend, dropping out-of-range ids', { skip: skipNative() }, () => {
+    const x = randomTensor([9, 4, 3], 15);
+    const segmentIds = { values: Int32Array.from([3, 0, 3, -1, 5, 1, 9, 0, 2]), shape: [9], dtype: 'int32' as const };
+    const attrs = { numSegments: 6 };
+    const expected = cpuKernel('UnsortedSegmentSum', { x, segmentIds }, attrs);
+    assertAllClose(wasmKernel(registered('UnsortedSegmentSum'), { x, segmentIds }, attrs), expected, 'segment sum');
+  });
+
   test('the native kernels replaced the wasm ones and keep them as fallbacks', { skip: skipNative() }, () => {
-    for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']) {
+    for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'UnsortedSegmentSum']) {
       assert.ok(replacedWasmKernel(name), `${name} keeps its fallback`);
     }
   });
