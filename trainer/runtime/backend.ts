@@ -3,7 +3,8 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { type BackendWasm, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { guardWasmHeap } from './memory.ts';
 import { enableNativeKernels } from './native.ts';
 import { registerWasmKernels } from './wasm_kernels.ts';
 
@@ -68,6 +69,7 @@ async function initWasm(): Promise<RuntimeInfo> {
   registerWasmKernels();
   const native = enableNativeKernels();
   await setBackendOrThrow('wasm');
+  guardWasmHeap(tf.backend() as BackendWasm);
   const description = native.active
     ? `tfjs wasm + native kernels (OpenBLAS ${native.blasCore}, ${native.threads} threads)`
     : `tfjs wasm (SIMD, single thread; native kernels off: ${native.reason})`;
