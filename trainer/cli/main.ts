@@ -4,6 +4,7 @@ import { CliError } from './args.ts';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
   generate: { summary: 'text-to-image with a diffusers model folder', load: () => import('./generate.ts') },
   learn: { summary: 'learn one token per instance mask from one image (MIFO)', load: () => import('./learn.ts') },
+  compose: { summary: 'box-controlled composition of learned concepts (MIFO synthesis)', load: () => import('./compose.ts') },
 };
 
 function usage(): string {
