@@ -75,9 +75,3 @@ export function resizeRegions(masks: readonly Uint8Array[], height: number, widt
   const subjects = masks.map((m) => resizeMaskNearestExact(m, height, width, outHeight, outWidth));
   return { height: outHeight, width: outWidth, subjects, background: backgroundOf(subjects, outHeight * outWidth) };
 }
-
-export function maskArea(mask: Uint8Array): number {
-  let area = 0;
-  for (const v of mask) area += v;
-  return area;
-}
