@@ -7,7 +7,7 @@ import { BoundedAttentionController } from '../../../trainer/synth/controller.ts
 import { selectLayers } from '../../../trainer/synth/layers.ts';
 import { crossAttentionMask, MASKED, selfAttentionMask } from '../../../trainer/synth/masking.ts';
 import { MIFO_CONTROL } from '../../../trainer/synth/options.ts';
-import { boxRegions, type Box, type RegionSet } from '../../../trainer/synth/regions.ts';
+import { boxRegions, resizeRegions, type Box, type RegionSet } from '../../../trainer/synth/regions.ts';
 import { analysePrompt, resolveSubjects } from '../../../trainer/synth/tokens.ts';
 import { goldenVariants, setupRuntime } from '../../helpers.ts';
 
@@ -146,6 +146,50 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
       }
       assert.ok(checked > 0);
     }
+    controller.dispose();
+  });
+
+  test('after refinement every layer is masked with the refined masks of its own sample, resized to its grid', () => {
+    const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
+    const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
+    const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
+    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
+    const side = pipe.unet.config.sample_size!;
+    const controller = new BoundedAttentionController({
+      boxes,
+      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
+      leading: subjects.map((s) => s.leading),
+      control: { ...MIFO_CONTROL, kmeansInits: 2 },
+      lossLayers: loss,
+      mapLayers: maps,
+      mapGrid: [side, side],
+    });
+    const size = side * pipe.vae.scaleFactor;
+    const latents = pipe.initialLatents(2, size, size, 8);
+    const context = tf.concat([pipe.encodePrompt(['', '']), pipe.encodePrompt([analysis.prompt, analysis.prompt])], 0) as tf.Tensor3D;
+    controller.setPass('denoising', { samples: 2, cfg: true });
+    for (const t of [900, 700]) pipe.unet.forward(tf.concat([latents, latents], 0) as tf.Tensor4D, [t], context, { controller });
+    assert.equal(controller.hasRefinedMasks, false);
+    controller.refine();
+    assert.equal(controller.hasRefinedMasks, true);
+    const refined = controller.currentMasks(2);
+    const seenGrids = new Set<number>();
+    for (const layer of pipe.unet.attentionLayers.filter((l) => l.kind === 'self')) {
+      const grid = side >> layer.level;
+      if (seenGrids.has(grid)) continue;
+      seenGrids.add(grid);
+      const call = { layer, batch: 4, height: grid, width: grid, keys: grid * grid };
+      const mask = controller.logitMask(call)!;
+      assert.deepEqual(mask.shape, [4, 1, grid * grid, grid * grid]);
+      const values = mask.dataSync() as Float32Array;
+      const perSample = grid * grid * grid * grid;
+      for (let b = 0; b < 2; b++) {
+        const expected = selfAttentionMask(resizeRegions(refined[b]!, side, side, grid, grid));
+        assert.deepEqual(values.subarray(b * perSample, (b + 1) * perSample), expected, `sample ${b} at ${grid}², unconditional half`);
+        assert.deepEqual(values.subarray((2 + b) * perSample, (3 + b) * perSample), expected, `sample ${b} at ${grid}², conditional half`);
+      }
+    }
+    assert.ok(seenGrids.size >= 2, 'layers at two resolutions were checked');
     controller.dispose();
   });
 });
