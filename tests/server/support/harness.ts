@@ -182,7 +182,9 @@ export class JobHarness {
 
   async close(): Promise<void> {
     for (const worker of this.workers) worker.kill('SIGTERM');
-    await Promise.race([Promise.all(this.workers.map((worker) => worker.exited)), new Promise((resolve) => setTimeout(resolve, 8000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.workers.map((worker) => worker.exited)), new Promise((resolve) => (timer = setTimeout(resolve, 8000)))]);
+    clearTimeout(timer);
     for (const worker of this.workers) worker.kill('SIGKILL');
     await this.services.close();
     rmSync(this.dataDir, { recursive: true, force: true });
