@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
 import { learn } from '../learn/learn.ts';
 import { ATTENTION_MODES, type AttentionMode } from '../learn/losses.ts';
-import { mergeOptions, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions, type PresetName } from '../learn/options.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions, type PresetName } from '../learn/options.ts';
 import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
@@ -93,7 +93,7 @@ export async function run(argv: string[]): Promise<void> {
   };
   for (const assignment of values.set ?? []) {
     try {
-      options = mergeOptions(options, parseOptionAssignment(assignment) as typeof options);
+      options = combineOverrides(options, parseOptionAssignment(assignment));
     } catch (error) {
       throw new CliError(`--set ${assignment}: ${(error as Error).message}`);
     }

@@ -206,7 +206,8 @@ export class Learner {
         total = tf.add(total, tf.mul(priorLoss, options.prior.weight));
       }
       if (term && recorder) {
-        const attention = this.attentionLoss(term, phaseOptions.attention.rewardAlpha, recorder.records, example.instances, example.flip);
+        const maskAt = (instance: number, height: number, width: number, binary: boolean) => this.layerMask(instance, example.flip, height, width, binary);
+        const attention = attentionLoss(term, phaseOptions.attention.rewardAlpha, recorder.records, example.instances, maskAt);
         kept.attention = tf.keep(attention);
         total = tf.add(total, attention);
       }
@@ -383,27 +384,30 @@ export class Learner {
     return tensor;
   }
 
-  /**
-   * L_attn = Σ_layers Σ_instances λ·ℓ (MIFO: per layer, head-averaged); Break-a-Scene: per resolution, heads of
-   * all its layers averaged jointly, then λ·Σ_instances.
-   */
-  private attentionLoss(term: NonNullable<AttentionTerm>, alpha: number, records: LayerMaps[], instances: number[], flip: boolean): tf.Scalar {
-    return tf.tidy(() => {
-      const losses: tf.Scalar[] = [];
-      if (term.kind === 'bas') {
-        for (const group of groupByResolution(records)) {
-          const { height, width } = group[0]!;
-          instances.forEach((instance, k) => losses.push(attentionTermLoss('bas', jointHeadMean(group, k), this.layerMask(instance, flip, height, width, true), alpha)));
-        }
-      } else {
-        for (const record of records) {
-          instances.forEach((instance, k) =>
-            losses.push(attentionTermLoss(term.kind, record.maps[k]!, this.layerMask(instance, flip, record.height, record.width, false), alpha)),
-          );
-        }
+}
+
+/** M_i at a map's resolution: (instance, height, width, binary) -> [height, width]. */
+export type LayerMaskLookup = (instance: number, height: number, width: number, binary: boolean) => tf.Tensor2D;
+
+/**
+ * L_attn for the maps of one UNet call, `records[*].maps[k]` belonging to `instances[k]`. MIFO: Σ_layers Σ_instances
+ * λ·ℓ(head-averaged map, bilinear mask). Break-a-Scene: per resolution, the heads of all its layers averaged jointly,
+ * then λ·Σ_instances ℓ against the binary nearest mask.
+ */
+export function attentionLoss(term: NonNullable<AttentionTerm>, alpha: number, records: LayerMaps[], instances: number[], maskAt: LayerMaskLookup): tf.Scalar {
+  return tf.tidy(() => {
+    const losses: tf.Scalar[] = [];
+    if (term.kind === 'bas') {
+      for (const group of groupByResolution(records)) {
+        const { height, width } = group[0]!;
+        instances.forEach((instance, k) => losses.push(attentionTermLoss('bas', jointHeadMean(group, k), maskAt(instance, height, width, true), alpha)));
       }
-      if (losses.length === 0) throw new Error('the attention loss found no maps in the chosen layers');
-      return tf.mul(tf.addN(losses), term.weight) as tf.Scalar;
-    });
-  }
+    } else {
+      for (const record of records) {
+        instances.forEach((instance, k) => losses.push(attentionTermLoss(term.kind, record.maps[k]!, maskAt(instance, record.height, record.width, false), alpha)));
+      }
+    }
+    if (losses.length === 0) throw new Error('the attention loss found no maps in the chosen layers');
+    return tf.mul(tf.addN(losses), term.weight) as tf.Scalar;
+  });
 }

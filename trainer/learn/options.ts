@@ -231,6 +231,17 @@ export function mergeOptions<T>(base: T, overrides: DeepPartial<T> | undefined, 
   return out as T;
 }
 
+/** Deep-merges two sets of overrides (later wins); keys are checked when the result meets a preset. */
+export function combineOverrides(a: DeepPartial<LearnOptions>, b: DeepPartial<LearnOptions>): DeepPartial<LearnOptions> {
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(b as Record<string, unknown>)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) && key !== 'resolution' ? combineOverrides(current as DeepPartial<LearnOptions>, value as DeepPartial<LearnOptions>) : value;
+  }
+  return out as DeepPartial<LearnOptions>;
+}
+
 /** Sets one option from "phase1.optimizer.learningRate=1e-3" style text (values parsed as JSON, else strings). */
 export function parseOptionAssignment(text: string): DeepPartial<LearnOptions> {
   const equals = text.indexOf('=');
