@@ -42,5 +42,43 @@ server.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
   if (/Ready|started server/i.test(String(chunk))) console.log(`\nMIFO Studio is running at http://${host}:${port}/`);
 });
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.kill(signal));
-server.on('exit', (code) => process.exit(code ?? 0));
+
+// The web server never computes: learning, composing, SAM encoding and pack export run in worker processes.
+// MIFO_WORKERS of them run here (default 1; 0 on a web-only node whose workers run on other machines).
+const workerCount = Number(process.env.MIFO_WORKERS ?? '1');
+if (!Number.isInteger(workerCount) || workerCount < 0) {
+  console.error(`MIFO_WORKERS=${process.env.MIFO_WORKERS} must be a whole number`);
+  process.exit(1);
+}
+const workers = new Set();
+let stopping = false;
+
+function startWorker(restartDelayMs = 1000) {
+  const worker = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts/worker.ts')], { cwd: root, stdio: 'inherit', env });
+  const startedAt = Date.now();
+  workers.add(worker);
+  worker.on('exit', (code, signal) => {
+    workers.delete(worker);
+    if (stopping) return;
+    // A worker that ran a while gets restarted at once; one that keeps dying backs off up to 30 s.
+    const delay = Date.now() - startedAt > 60_000 ? 1000 : Math.min(restartDelayMs * 2, 30_000);
+    console.error(`worker ${worker.pid} exited (${code ?? signal}); restarting in ${Math.round(delay / 1000)} s`);
+    setTimeout(() => !stopping && startWorker(delay), delay);
+  });
+}
+for (let i = 0; i < workerCount; i++) startWorker();
+
+function stop(signal) {
+  if (stopping) return;
+  stopping = true;
+  server.kill(signal);
+  // SIGTERM lets workers hand their running jobs back to the queue; they resume from checkpoints on the next start.
+  for (const worker of workers) worker.kill('SIGTERM');
+}
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stop(signal));
+server.on('exit', (code) => {
+  stop('SIGTERM');
+  const exit = () => process.exit(code ?? 0);
+  if (workers.size === 0) exit();
+  else for (const worker of workers) worker.on('exit', () => workers.size === 0 && exit());
+});

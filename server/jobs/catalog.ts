@@ -2,8 +2,9 @@
 // attach handlers to the same definitions in server/jobs/handlers.ts).
 import type { JobDefinition } from './contract.ts';
 import { JobRegistry } from './registry.ts';
+import { learnJob } from './types/learn.ts';
 
-export const builtinJobDefinitions: readonly JobDefinition[] = [];
+export const builtinJobDefinitions: readonly JobDefinition[] = [learnJob];
 
 export function createJobRegistry(): JobRegistry {
   const registry = new JobRegistry();

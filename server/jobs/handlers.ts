@@ -1,14 +1,10 @@
-// Worker side of the registry: the handler of each built-in job type. Imported only by worker processes, so the web
-// server never loads the trainer.
-import type { JobHandler } from './contract.ts';
+// Worker side of the registry: attaches the handler of each built-in job type to its definition. Imported only by
+// worker processes, so the web server never loads the trainer; each handler module is loaded on its first job, so
+// a worker starts in a moment and loads only what its jobs need.
+import type { JobContext } from './contract.ts';
 import type { JobRegistry } from './registry.ts';
-
-const builtinHandlers: Record<string, JobHandler> = {};
+import { learnJob, type LearnJobInput } from './types/learn.ts';
 
 export function attachBuiltinHandlers(registry: JobRegistry): void {
-  for (const [type, handler] of Object.entries(builtinHandlers)) {
-    const definition = registry.definition(type);
-    if (!definition) throw new Error(`built-in handler for '${type}' has no definition in the catalog`);
-    registry.handle(definition, handler);
-  }
+  registry.handle(learnJob, async (context: JobContext<LearnJobInput>) => (await import('./handlers/learn.ts')).runLearnJob(context));
 }
