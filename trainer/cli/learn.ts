@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
 import { learn } from '../learn/learn.ts';
 import { ATTENTION_MODES, type AttentionMode } from '../learn/losses.ts';
-import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions, type PresetName } from '../learn/options.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions, type PresetName } from '../learn/options.ts';
 import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
@@ -97,6 +97,12 @@ export async function run(argv: string[]): Promise<void> {
     } catch (error) {
       throw new CliError(`--set ${assignment}: ${(error as Error).message}`);
     }
+  }
+
+  try {
+    resolveOptions(preset, options);
+  } catch (error) {
+    throw new CliError((error as Error).message);
   }
 
   const controller = new AbortController();

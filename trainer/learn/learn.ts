@@ -121,7 +121,7 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
     const probe = () => learner!.probe(probeLayers, options.metricTimesteps, options.seed + PROBE_SEED_OFFSET);
 
     const checkpoint: LoadedCheckpoint | null = request.resume ? readCheckpoint(checkpointDir) : null;
-    let attentionMassBefore: AttentionMass[];
+    let attentionMassBefore: AttentionMass[] = [];
     const losses: CheckpointState['losses'] = { phase1: [], phase2: [] };
     let elapsedBefore = 0;
     if (checkpoint) {
@@ -136,17 +136,17 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
       losses.phase1 = state.losses.phase1;
       losses.phase2 = state.losses.phase2;
       elapsedBefore = state.elapsedMs;
-    } else {
-      const before = probe();
-      attentionMassBefore = before.mass;
-      yield { type: 'attention', phase: options.phase1.enabled ? 1 : 2, step: 0, maps: before.maps, mass: before.mass };
     }
-
     const phases = ([1, 2] as const).filter((p) => (p === 1 ? options.phase1 : options.phase2).enabled);
     const phaseSteps: Record<Phase, number> = { 1: options.phase1.enabled ? options.phase1.steps : 0, 2: options.phase2.enabled ? options.phase2.steps : 0 };
     const totalSteps = phaseSteps[1] + phaseSteps[2];
     const resumedFrom = checkpoint ? { phase: checkpoint.state.phase, step: checkpoint.state.step } : null;
     yield { type: 'start', tokens, phaseSteps, totalSteps, resumedFrom, engine: runtime.description };
+    if (!checkpoint) {
+      const before = probe();
+      attentionMassBefore = before.mass;
+      yield { type: 'attention', phase: phases[0]!, step: 0, maps: before.maps, mass: before.mass };
+    }
 
     const runStarted = Date.now();
     let stepsThisRun = 0;
