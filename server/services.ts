@@ -29,7 +29,7 @@ export interface OpenServicesOptions {
 export async function openServerServices({ config, registry, log = (message) => console.error(`[mifo server] ${message}`) }: OpenServicesOptions): Promise<ServerServices> {
   const artifacts = await ArtifactStore.open(config.dataDir);
   const db = openDatabase(config.databasePath);
-  const store = new JobStore(db, config.retryBaseMs);
+  const store = new JobStore(db, { retryBaseMs: config.retryBaseMs, definitionOf: (type) => registry.definition(type) });
   const watcher = new EventWatcher(store, config.pollMs);
   let backend: QueueBackend;
   if (config.queue.kind === 'redis') {

@@ -4,6 +4,7 @@
 // machine after a crash, so everything it needs must come from its input, the artifact store and its checkpoint.
 import type { z } from 'zod';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifacts.ts';
+import type { Db } from '../storage/database.ts';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -96,6 +97,12 @@ export interface JobDefinition<I = any> {
   maxTimeoutMs: number;
   /** Starts allowed in all (crash retries and takeovers after a dead worker included). */
   maxAttempts: number;
+  /**
+   * Records a completed job's result in the metadata (a learn job's concept rows, say). Runs once, inside the
+   * transaction that marks the job completed, in whichever process records that: an embedded worker or the web
+   * server. It must only write rows. If it throws, the job fails with its message instead.
+   */
+  recordResult?: (db: Db, job: JobRecord, result: JsonValue) => void;
 }
 
 export type JobEventKind =

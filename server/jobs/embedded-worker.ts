@@ -57,7 +57,7 @@ export class EmbeddedWorker implements JobWorker {
     private readonly settings: WorkerSettings,
   ) {
     this.db = openDatabase(databasePath);
-    this.store = new JobStore(this.db, settings.retryBaseMs);
+    this.store = new JobStore(this.db, { retryBaseMs: settings.retryBaseMs, definitionOf: (type) => settings.registry.definition(type) });
   }
 
   get workerId(): string {

@@ -87,9 +87,10 @@ export function retryDelayMs(attempt: number, baseMs: number): number {
 }
 
 export class JobStore {
+  /** definitionOf: where recordResult hooks come from (the job registry); retryBaseMs: first crash backoff. */
   constructor(
     readonly db: Db,
-    private readonly retryBaseMs = 2000,
+    private readonly options: { retryBaseMs?: number; definitionOf?: (type: string) => JobDefinition | undefined } = {},
   ) {}
 
   insert(options: { definition: JobDefinition; input: unknown; timeoutMs: number; projectId?: string | null; priority?: number }): JobRecord {
@@ -180,6 +181,7 @@ export class JobStore {
       const at = options.at ?? Date.now();
       const event = this.insertEvent(jobId, kind, data, at, options.sourceId);
       if (!event) return null;
+      if (kind === 'completed') return this.settleCompleted(row, event, data.result ?? null, at);
       this.applyTransition(row, kind, data, at);
       return event;
     }).immediate();
@@ -316,8 +318,7 @@ export class JobStore {
   private finishRow(row: JobRow, outcome: AttemptOutcome, now: number): void {
     switch (outcome.kind) {
       case 'completed':
-        this.insertEvent(row.id, 'completed', { result: outcome.result }, now);
-        this.markTerminal(row.id, 'completed', { result: outcome.result }, now);
+        this.settleCompleted(row, this.insertEvent(row.id, 'completed', { result: outcome.result }, now)!, outcome.result, now);
         return;
       case 'failed':
         this.insertEvent(row.id, 'failed', { error: { ...outcome.error } }, now);
@@ -333,7 +334,7 @@ export class JobStore {
           this.finishRow(row, { kind: 'failed', error: { kind: outcome.error.kind, message } }, now);
           return;
         }
-        const delayMs = retryDelayMs(row.attempts, this.retryBaseMs);
+        const delayMs = retryDelayMs(row.attempts, this.options.retryBaseMs ?? 2000);
         this.insertEvent(row.id, 'retrying', { attempt: row.attempts, error: { ...outcome.error }, delayMs }, now);
         this.db.prepare(`UPDATE jobs SET status = 'queued', run_after = ?, lease_token = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`).run(now + delayMs, now, row.id);
         return;
@@ -345,6 +346,25 @@ export class JobStore {
           .run(now, now, row.id);
         return;
     }
+  }
+
+  /** Completes a job whose 'completed' event was just stored, running its type's recordResult; fails it if that throws. */
+  private settleCompleted(row: JobRow, event: JobEvent, result: JsonValue, at: number): JobEvent {
+    const recordResult = this.options.definitionOf?.(row.type)?.recordResult;
+    if (recordResult) {
+      try {
+        // A nested transaction is a savepoint: a hook that throws leaves none of its writes behind.
+        this.db.transaction(() => recordResult(this.db, toRecord(row), result))();
+      } catch (error) {
+        const failure: JobError = { kind: 'crash', message: `the job finished but recording its result failed: ${(error as Error).message}` };
+        const data = { error: { ...failure } };
+        this.db.prepare(`UPDATE job_events SET kind = 'failed', data = ? WHERE id = ?`).run(JSON.stringify(data), event.id);
+        this.markTerminal(row.id, 'failed', { error: failure }, at);
+        return { ...event, kind: 'failed', data };
+      }
+    }
+    this.markTerminal(row.id, 'completed', { result }, at);
+    return event;
   }
 
   private markTerminal(id: string, status: 'completed' | 'failed' | 'cancelled', fields: { result?: JsonValue; error?: JobError | JsonValue }, at: number): void {
@@ -366,8 +386,8 @@ export class JobStore {
 
   /** Status changes implied by an event that arrived from a worker (Redis) or the runner (embedded). */
   private applyTransition(row: JobRow, kind: JobEventKind, data: Record<string, JsonValue>, at: number): void {
-    if (kind === 'completed' || kind === 'failed' || kind === 'cancelled') {
-      this.markTerminal(row.id, kind, kind === 'completed' ? { result: data.result ?? null } : kind === 'failed' ? { error: data.error ?? null } : {}, at);
+    if (kind === 'failed' || kind === 'cancelled') {
+      this.markTerminal(row.id, kind, kind === 'failed' ? { error: data.error ?? null } : {}, at);
       return;
     }
     switch (kind) {

@@ -233,6 +233,21 @@ export class ProjectStore {
     }).immediate();
   }
 
+  /** A learned token; instanceId is kept only when that instance still belongs to the project. */
+  addConcept(concept: Omit<Concept, 'id' | 'createdAt'>): Concept {
+    const id = randomUUID();
+    const now = Date.now();
+    const instanceId = concept.instanceId && this.db.prepare('SELECT 1 FROM instances WHERE id = ? AND project_id = ?').get(concept.instanceId, concept.projectId) ? concept.instanceId : null;
+    this.db
+      .prepare(
+        `INSERT INTO concepts (id, project_id, instance_id, token, learn_job_id, base_model, preset, folder_sha256, metadata, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(id, concept.projectId, instanceId, concept.token, concept.learnJobId, concept.baseModel, concept.preset, concept.folderSha256, JSON.stringify(concept.metadata), now);
+    this.touch(concept.projectId, now);
+    return toConcept(this.db.prepare('SELECT * FROM concepts WHERE id = ?').get(id) as ConceptRow);
+  }
+
   requireInstance(id: string): Instance {
     const row = this.db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as InstanceRow | undefined;
     if (!row) throw new NotFoundError('instance', id);

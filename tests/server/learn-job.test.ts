@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { JobEvent, JobRecord } from '../../server/jobs/contract.ts';
 import { JobInputError } from '../../server/jobs/contract.ts';
-import type { LearnJobResult } from '../../server/jobs/handlers/learn.ts';
+import type { LearnJobResult } from '../../server/jobs/types/learn.ts';
 import { LEARN_PRESETS } from '../../server/jobs/types/learn.ts';
 import { PRESET_NAMES } from '../../trainer/learn/options.ts';
 import { JobHarness, redisServerInstalled, startRedis, type RedisServer, type WorkerProcess } from './support/harness.ts';
@@ -74,7 +74,9 @@ for (const queue of ['embedded', 'redis'] as const) {
     });
 
     test('kill -9 mid-learning: the other worker resumes from the last checkpoint and learns the same weights', async () => {
-      const job = await harness.services.jobs.submit({ type: 'learn', input });
+      const project = harness.services.projects.create({ name: 'square and disc' });
+      const square = harness.services.projects.addInstance(project.id, { name: 'square', maskSha256: input.masks[0]! });
+      const job = await harness.services.jobs.submit({ type: 'learn', projectId: project.id, input: { ...input, instanceIds: [square.id, 'no-such-instance'] } });
       const running = await harness.waitFor(
         'learning step 7',
         () => {
@@ -103,6 +105,16 @@ for (const queue of ['embedded', 'redis'] as const) {
       assert.ok(resumedStep >= killedAtStep - CHECKPOINT_EVERY && resumedStep <= killedAtStep, `resumed at step ${resumedStep}, killed at ${killedAtStep}`);
       const firstStepAfter = events.find((event) => event.kind === 'progress' && event.id > restart.id && event.data.phase === 'phase 1');
       assert.equal(firstStepAfter?.data.step, resumedStep + 1, 'the resumed attempt continues after its checkpoint');
+
+      const concepts = harness.services.projects.detail(project.id).concepts;
+      assert.deepEqual(
+        concepts.map((concept) => [concept.token, concept.instanceId, concept.folderSha256, concept.learnJobId, concept.preset]),
+        [
+          ['<asset0>', square.id, result.concept, job.id, 'fast'],
+          ['<asset1>', null, result.concept, job.id, 'fast'],
+        ],
+        'the completed job recorded one concept per token, exactly once',
+      );
 
       const tree = await harness.services.artifacts.readTree(result.concept);
       const files = new Map(tree.map((entry) => [entry.path, entry.sha256]));

@@ -100,7 +100,7 @@ describe('database', () => {
   });
 });
 
-describe('job leases', () => {
+describe('job store', () => {
   const registry = new JobRegistry();
   const definition = registry.define({ type: 'lease-test', description: 'test', resource: 'gpu', input: z.object({}), timeoutMs: 1000, maxTimeoutMs: 1000, maxAttempts: 2 });
 
@@ -133,6 +133,37 @@ describe('job leases', () => {
     assert.equal(store.claim({ ...claim, workerId: 'c' }), null);
     assert.equal(store.get(job.id)!.status, 'failed');
     assert.equal(store.get(job.id)!.error!.kind, 'stalled');
+  });
+});
+
+describe('recording results', () => {
+  test("a completed job's recordResult writes in the same transaction; if it throws, the job fails with its message", () => {
+    const registry = new JobRegistry();
+    const recorded = registry.define({
+      type: 'records',
+      description: 'test',
+      resource: 'cpu',
+      input: z.object({ fail: z.boolean() }),
+      timeoutMs: 1000,
+      maxTimeoutMs: 1000,
+      maxAttempts: 1,
+      recordResult: (db, job, result) => {
+        new ProjectStore(db).create({ name: `made by ${job.id}: ${String(result)}` });
+        if ((job.input as { fail: boolean }).fail) throw new Error('no room for it');
+      },
+    });
+    const db = openDatabase(join(freshDir('record'), 'mifo.sqlite'));
+    const store = new JobStore(db, { definitionOf: (type) => registry.definition(type) });
+    const claim = { workerId: 'w', resources: ['cpu' as const], types: ['records'], leaseMs: 1000 };
+    const good = store.insert({ definition: recorded, input: { fail: false }, timeoutMs: 1000 });
+    assert.ok(store.finishAttempt(good.id, store.claim(claim)!.leaseToken, { kind: 'completed', result: 'ok' }));
+    const bad = store.insert({ definition: recorded, input: { fail: true }, timeoutMs: 1000 });
+    assert.ok(store.finishAttempt(bad.id, store.claim(claim)!.leaseToken, { kind: 'completed', result: 'ok' }));
+
+    assert.equal(store.get(good.id)!.status, 'completed');
+    assert.deepEqual(store.get(bad.id)!.error, { kind: 'crash', message: 'the job finished but recording its result failed: no room for it' });
+    assert.deepEqual(store.events({ jobId: bad.id }, 0).map((event) => event.kind), ['queued', 'failed']);
+    assert.deepEqual(new ProjectStore(db).list().map((project) => project.name), [`made by ${good.id}: ok`]);
   });
 });
 

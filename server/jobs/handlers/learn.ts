@@ -12,20 +12,13 @@ import type { LearnEvent, TokenAttentionMap } from '../../../trainer/learn/event
 import { learn, type LearnResult } from '../../../trainer/learn/learn.ts';
 import { resolveOptions, type DeepPartial, type LearnOptions } from '../../../trainer/learn/options.ts';
 import { JobInputError, type ImageRef, type JobContext, type JsonValue } from '../contract.ts';
-import type { LearnJobInput } from '../types/learn.ts';
+import type { LearnJobInput, LearnJobResult } from '../types/learn.ts';
 
 /** Unless the submission says otherwise, a job checkpoints this often, so a takeover repeats at most this many steps. */
 export const JOB_CHECKPOINT_EVERY = 10;
 /** learn() keeps its checkpoint as this JSON file plus the tensor file it names. */
 const CHECKPOINT_STATE_FILE = 'checkpoint.json';
 
-export type LearnJobResult = {
-  /** the concept folder, a tree artifact */
-  concept: string;
-  tokens: string[];
-  manifest: JsonValue;
-  metrics: JsonValue;
-};
 
 export async function runLearnJob(context: JobContext<LearnJobInput>): Promise<LearnJobResult> {
   const { input } = context;
