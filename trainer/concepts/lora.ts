@@ -85,18 +85,6 @@ export function loraStateDict(pipeline: StableDiffusionPipeline, targets: readon
   return out;
 }
 
-/** Removes the adapters of `targets` from the pipeline (disposing their variables). */
-export function detachLora(pipeline: StableDiffusionPipeline, targets: readonly LoraTarget[]): void {
-  for (const t of targets) {
-    const store = componentStore(pipeline, t.component);
-    const adapter = store.adapters.get(t.prefix);
-    if (!adapter) continue;
-    adapter.down.dispose();
-    adapter.up.dispose();
-    store.adapters.delete(t.prefix);
-  }
-}
-
 /**
  * Adds a LoRA state dict (PEFT names) to the pipeline with a strength `scale`·alpha/rank. A projection that already
  * has an adapter gets this one stacked next to it. Keys that name no projection of this model are an error.

@@ -8,7 +8,7 @@ import { AutoencoderKL, type LatentDistribution } from '../models/autoencoder_kl
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
 import { Generator } from '../util/random.ts';
-import { attachTrainableLora, detachLora, type TrainableLora } from '../concepts/lora.ts';
+import { attachTrainableLora, type TrainableLora } from '../concepts/lora.ts';
 import { AttentionRecorder, groupByResolution, jointHeadMean, type LayerMaps } from './attention.ts';
 import type { AttentionMass, LossTerms, Phase, TokenAttentionMap } from './events.ts';
 import { selectAttentionLayers } from './layers.ts';
@@ -66,7 +66,7 @@ export interface LearnerInputs {
 }
 
 /** Variables of the LoRA adapters are seeded apart from the main stream so a phase-2 restart draws the same ones. */
-export const LORA_SEED_OFFSET = 0x10a;
+const LORA_SEED_OFFSET = 0x10a;
 
 export class Learner {
   readonly pipeline: StableDiffusionPipeline;
@@ -137,11 +137,6 @@ export class Learner {
 
   endPhase(state: PhaseState): void {
     state.optimizer.dispose();
-  }
-
-  /** Removes phase-2 adapters (a run that is abandoned). */
-  detach(state: PhaseState): void {
-    if (state.lora) detachLora(this.pipeline, state.lora.targets);
   }
 
   /** One optimisation step; `step` is the 0-based step index within the phase. */
