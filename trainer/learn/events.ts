@@ -22,6 +22,18 @@ export interface AttentionMass {
   perMask: number[];
 }
 
+/** What one optimisation step did. */
+export interface StepOutcome {
+  loss: number;
+  terms: LossTerms;
+  attentionTerm: NonNullable<AttentionTerm>['kind'] | null;
+  timestep: number;
+  prompt: string;
+  flip: boolean;
+  lr: number;
+  gradNorm: number;
+}
+
 export interface TokenAttentionMap {
   token: string;
   /** head- and layer-averaged map at the finest chosen resolution, values are probabilities */
@@ -32,7 +44,7 @@ export type LearnEvent =
   | { type: 'start'; tokens: string[]; phaseSteps: Record<Phase, number>; totalSteps: number; resumedFrom: { phase: Phase; step: number } | null; engine: string }
   | { type: 'prepare'; task: 'class-images'; done: number; total: number }
   | { type: 'phase'; phase: Phase; steps: number }
-  | {
+  | ({
       type: 'step';
       phase: Phase;
       /** steps completed in this phase (1-based after the step) */
@@ -40,18 +52,10 @@ export type LearnEvent =
       phaseSteps: number;
       globalStep: number;
       totalSteps: number;
-      loss: number;
-      terms: LossTerms;
-      attentionTerm: NonNullable<AttentionTerm>['kind'] | null;
-      timestep: number;
-      prompt: string;
-      flip: boolean;
-      lr: number;
-      gradNorm: number;
       elapsedMs: number;
       /** estimated time to finish both phases */
       etaMs: number;
-    }
+    } & StepOutcome)
   | { type: 'attention'; phase: Phase; step: number; maps: TokenAttentionMap[]; mass: AttentionMass[] }
   | { type: 'preview'; phase: Phase; step: number; prompt: string; image: RgbImage }
   | { type: 'checkpoint'; phase: Phase; step: number; dir: string }

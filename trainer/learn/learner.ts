@@ -10,7 +10,7 @@ import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
 import { Generator } from '../util/random.ts';
 import { attachTrainableLora, type TrainableLora } from '../concepts/lora.ts';
 import { AttentionRecorder, groupByResolution, jointHeadMean, type LayerMaps } from './attention.ts';
-import type { AttentionMass, LossTerms, Phase, TokenAttentionMap } from './events.ts';
+import type { AttentionMass, Phase, StepOutcome, TokenAttentionMap } from './events.ts';
 import { selectAttentionLayers } from './layers.ts';
 import { attentionTermAt, attentionTermLoss, maskedReconstructionLoss, mseLoss, type AttentionTerm } from './losses.ts';
 import { binarize, flipHorizontal, resizeBilinear, resizeNearest, unionMask, type Mask } from './masks.ts';
@@ -35,17 +35,6 @@ export interface PhaseState {
   /** vocabulary rows are pinned (their gradients only enter the clipping norm) */
   pinned: boolean;
   lora: TrainableLora | null;
-}
-
-export interface StepOutcome {
-  loss: number;
-  terms: LossTerms;
-  attentionTerm: NonNullable<AttentionTerm>['kind'] | null;
-  timestep: number;
-  prompt: string;
-  flip: boolean;
-  lr: number;
-  gradNorm: number;
 }
 
 export interface ProbeResult {

@@ -96,6 +96,11 @@ export const PHASE1_LAYERS: LayerSelection = { kind: 'cross', places: ['up'], re
 /** Encoder and decoder cross-attention at the coarsest resolution, mid excluded: {4,5,7,8,9} on SD2.1-base. */
 export const PHASE2_LAYERS: LayerSelection = { kind: 'cross', places: ['down', 'up'], resolution: { coarsest: 1 } };
 
+/** AdamW with weight decay 1e-2, eps 1e-8 and clipping at 1, shared by every preset. */
+function adamw(learningRate: number, schedule: LrSchedule, warmupSteps: number, beta2: number): OptimizerOptions {
+  return { learningRate, betas: [0.9, beta2], weightDecay: 1e-2, eps: 1e-8, maxGradNorm: 1, schedule, warmupSteps };
+}
+
 function reference(): LearnOptions {
   const attention = { rewardSteps: 200, timestepThreshold: 500, rewardWeight: 1e-2, penaltyWeight: 2e-2, rewardAlpha: 0.5 };
   return {
@@ -107,7 +112,7 @@ function reference(): LearnOptions {
     phase1: {
       enabled: true,
       steps: 600,
-      optimizer: { learningRate: 5e-3, betas: [0.9, 0.99], weightDecay: 1e-2, eps: 1e-8, maxGradNorm: 1, schedule: 'cosine', warmupSteps: 10 },
+      optimizer: adamw(5e-3, 'cosine', 10, 0.99),
       attention: { mode: 'reward-penalty', ...attention, layers: PHASE1_LAYERS },
       reconstructionWeight: 1,
       maskedLoss: true,
@@ -119,7 +124,7 @@ function reference(): LearnOptions {
       mode: 'full',
       loraRank: 4,
       loraAlpha: 4,
-      optimizer: { learningRate: 2e-6, betas: [0.9, 0.99], weightDecay: 1e-2, eps: 1e-8, maxGradNorm: 1, schedule: 'constant', warmupSteps: 0 },
+      optimizer: adamw(2e-6, 'constant', 0, 0.99),
       attention: { mode: 'penalty', ...attention, layers: PHASE2_LAYERS },
       reconstructionWeight: 1,
       maskedLoss: true,
@@ -177,24 +182,15 @@ const PRESETS: Record<PresetName, () => LearnOptions> = {
   // LR, β₂ 0.999, prior preservation in both phases, BaS token initialisation, vocabulary rows free in phase 2.
   bas: () => {
     const base = reference();
-    const optimizer = (learningRate: number): OptimizerOptions => ({
-      learningRate,
-      betas: [0.9, 0.999],
-      weightDecay: 1e-2,
-      eps: 1e-8,
-      maxGradNorm: 1,
-      schedule: 'constant',
-      warmupSteps: 0,
-    });
     const attention = { ...base.phase1.attention, mode: 'bas' as const, rewardWeight: 1e-2, layers: PHASE2_LAYERS };
     return {
       ...base,
       tokenInit: 'bas',
-      phase1: { ...base.phase1, steps: 400, optimizer: optimizer(5e-4), attention, prior: true },
+      phase1: { ...base.phase1, steps: 400, optimizer: adamw(5e-4, 'constant', 0, 0.999), attention, prior: true },
       phase2: {
         ...base.phase2,
         steps: 400,
-        optimizer: optimizer(2e-6),
+        optimizer: adamw(2e-6, 'constant', 0, 0.999),
         attention,
         pinVocabulary: false,
       },
