@@ -12,7 +12,7 @@ export interface BackgroundSpec {
 }
 
 /** Flat tones of the plain background, chosen away from every object colour. */
-export const PLAIN_TONES: Rgb[] = [
+const PLAIN_TONES: Rgb[] = [
   [160, 222, 180],
   [244, 196, 160],
   [196, 180, 236],
@@ -22,7 +22,7 @@ export const PLAIN_TONES: Rgb[] = [
 ];
 
 /** Start and end tones of the gradient background variants; neighbouring hues, so no mix turns neutral grey. */
-export const GRADIENT_TONES: [Rgb, Rgb][] = [
+const GRADIENT_TONES: [Rgb, Rgb][] = [
   [
     [150, 192, 236],
     [196, 180, 236],
@@ -61,7 +61,7 @@ function smooth(t: number): number {
  * Smooth value noise (unit lattice spacing, values in [0, 1]) over [0, width] x [0, height], with the lattice
  * precomputed so a lookup costs four table reads instead of four hashes.
  */
-export class NoiseField {
+class NoiseField {
   private readonly values: Float32Array;
   private readonly columns: number;
   private readonly rows: number;
@@ -95,7 +95,7 @@ export class NoiseField {
  * Fractal noise over the unit square at base frequencies (fx, fy): `octaves` layers, each twice the frequency
  * and half the weight of the last; values in [0, 1].
  */
-export class FractalNoise {
+class FractalNoise {
   private readonly fields: NoiseField[] = [];
   private readonly weights: number[] = [];
 

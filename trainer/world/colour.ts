@@ -30,12 +30,8 @@ export function rgbToLab(r: number, g: number, b: number): Lab {
   return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)];
 }
 
-export function labDistance(p: Lab, q: Lab): number {
-  return Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
-}
-
 /** The sRGB colour at position t of a colour's shade line: 0 is the primary, 1 the secondary shade. */
-export function shadeRgb(colour: ColourName, t: number): Rgb {
+function shadeRgb(colour: ColourName, t: number): Rgb {
   const { rgb, secondary } = COLOURS[colour];
   return [rgb[0] + (secondary[0] - rgb[0]) * t, rgb[1] + (secondary[1] - rgb[1]) * t, rgb[2] + (secondary[2] - rgb[2]) * t];
 }
@@ -138,11 +134,4 @@ export function labelPixels(rgb: Uint8Array | Uint8ClampedArray, pixelCount: num
     out[i] = label[(((rgb[o]! >> LUT_SHIFT) * LUT_SIDE + (rgb[o + 1]! >> LUT_SHIFT)) * LUT_SIDE) + (rgb[o + 2]! >> LUT_SHIFT)]!;
   }
   return out;
-}
-
-/** Nearest named colour of one RGB value (through the same table as labelPixels). */
-export function labelOf(r: number, g: number, b: number): { label: number; distance: number } {
-  const { label, distance } = table();
-  const index = (((r >> LUT_SHIFT) * LUT_SIDE + (g >> LUT_SHIFT)) * LUT_SIDE) + (b >> LUT_SHIFT);
-  return { label: label[index]!, distance: distance[index]! };
 }

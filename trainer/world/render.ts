@@ -31,48 +31,53 @@ export function renderScene(scene: Scene, size: number, options: RenderOptions =
   const withMasks = options.masks ?? true;
   const canvas = renderBackground(scene.background, size);
   const alphas: Float32Array[] = [];
-  const coverage = new Float32Array(size * size);
+  const touched: PixelBounds[] = [];
   for (const object of scene.objects) {
     const parts = objectParts(object.shape, object.colour, object.texture);
+    const coverage = new Float32Array(size * size);
     const bounds = paintObject(canvas, coverage, size, parts, object.center, object.size, object.rotation);
-    if (withMasks) {
-      // what this object covers is hidden from every object below it
-      for (const below of alphas) {
-        for (let y = bounds.y0; y < bounds.y1; y++) {
-          for (let x = bounds.x0; x < bounds.x1; x++) below[y * size + x]! *= 1 - coverage[y * size + x]!;
-        }
+    if (!withMasks) continue;
+    // what this object covers is hidden from every object below it
+    for (const below of alphas) {
+      for (let y = bounds.y0; y < bounds.y1; y++) {
+        for (let x = bounds.x0; x < bounds.x1; x++) below[y * size + x]! *= 1 - coverage[y * size + x]!;
       }
-      alphas.push(Float32Array.from(coverage));
     }
-    for (let y = bounds.y0; y < bounds.y1; y++) coverage.fill(0, y * size + bounds.x0, y * size + bounds.x1);
+    alphas.push(coverage);
+    touched.push(bounds);
   }
-  const image = new Uint8Array(size * size * 3);
-  for (let i = 0; i < image.length; i++) image[i] = Math.round(canvas[i]!);
+  // Uint8ClampedArray conversion rounds (half to even) and clamps natively
+  const image = new Uint8Array(new Uint8ClampedArray(canvas).buffer);
   // a pixel belongs to the object with the largest visible share there, if that share is at least half
   // (ties, only possible at exactly one half, go to the object on top)
   const masks = alphas.map(() => new Uint8Array(size * size));
-  for (let p = 0; p < size * size; p++) {
-    let owner = -1;
-    let best = 0.5;
-    alphas.forEach((alpha, i) => {
-      if (alpha[p]! >= best) {
-        best = alpha[p]!;
-        owner = i;
+  touched.forEach((bounds) => {
+    for (let y = bounds.y0; y < bounds.y1; y++) {
+      for (let p = y * size + bounds.x0; p < y * size + bounds.x1; p++) {
+        let owner = -1;
+        let best = 0.5;
+        for (let i = 0; i < alphas.length; i++) {
+          const alpha = alphas[i]![p]!;
+          if (alpha >= best) {
+            best = alpha;
+            owner = i;
+          }
+        }
+        if (owner >= 0) masks[owner]![p] = 1;
       }
-    });
-    if (owner >= 0) masks[owner]![p] = 1;
-  }
-  return { size, image, alphas, masks, boxes: masks.map((mask) => maskBox(mask, size)) };
+    }
+  });
+  return { size, image, alphas, masks, boxes: masks.map((mask, i) => maskBox(mask, size, touched[i]!)) };
 }
 
-/** Tight normalised box of the set pixels of a size x size mask, or null when it is empty. */
-export function maskBox(mask: Uint8Array, size: number): Box | null {
+/** Tight normalised box of the set pixels of a size x size mask (all inside `bounds`), or null when it is empty. */
+function maskBox(mask: Uint8Array, size: number, bounds: PixelBounds): Box | null {
   let x0 = size;
   let y0 = size;
   let x1 = -1;
   let y1 = -1;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
+  for (let y = bounds.y0; y < bounds.y1; y++) {
+    for (let x = bounds.x0; x < bounds.x1; x++) {
       if (!mask[y * size + x]) continue;
       if (x < x0) x0 = x;
       if (x > x1) x1 = x;
@@ -132,15 +137,24 @@ function paintObject(
 
   const footprint = 1 / radius;
   const colour = [0, 0, 0];
-  // adds the colour of `part` at screen point (px, py) to `colour`
-  const shadeAt = (part: ObjectPart, px: number, py: number, pixelFootprint: number, weight: number) => {
-    const dx = (px - cx) / radius;
-    const dy = (py - cy) / radius;
-    const t = textureShade(part.texture, dx * cos + dy * sin, -dx * sin + dy * cos, pixelFootprint);
+  // per part: primary RGB and the step to the secondary shade
+  const palettes = parts.map((part) => {
     const { rgb, secondary } = COLOURS[part.colour];
-    colour[0]! += weight * (rgb[0] + (secondary[0] - rgb[0]) * t);
-    colour[1]! += weight * (rgb[1] + (secondary[1] - rgb[1]) * t);
-    colour[2]! += weight * (rgb[2] + (secondary[2] - rgb[2]) * t);
+    return [rgb[0], rgb[1], rgb[2], secondary[0] - rgb[0], secondary[1] - rgb[1], secondary[2] - rgb[2]];
+  });
+  // adds the colour of part `index` at screen point (px, py) to `colour`
+  const shadeAt = (index: number, px: number, py: number, pixelFootprint: number, weight: number) => {
+    const part = parts[index]!;
+    const palette = palettes[index]!;
+    let t = 0;
+    if (part.texture !== 'plain') {
+      const dx = (px - cx) / radius;
+      const dy = (py - cy) / radius;
+      t = textureShade(part.texture, dx * cos + dy * sin, -dx * sin + dy * cos, pixelFootprint);
+    }
+    colour[0]! += weight * (palette[0]! + palette[3]! * t);
+    colour[1]! += weight * (palette[1]! + palette[4]! * t);
+    colour[2]! += weight * (palette[2]! + palette[5]! * t);
   };
 
   for (let j = 0; j < height; j++) {
@@ -155,7 +169,7 @@ function paintObject(
       let alpha: number;
       if (c00 === c10 && c00 === c01 && c00 === c11) {
         if (c00 < 0) continue;
-        shadeAt(parts[c00]!, px + 0.5, py + 0.5, footprint, 1);
+        shadeAt(c00, px + 0.5, py + 0.5, footprint, 1);
         alpha = 1;
       } else {
         let hits = 0;
@@ -167,7 +181,7 @@ function paintObject(
             const part = topPart(qx, qy);
             if (part < 0) continue;
             hits++;
-            shadeAt(parts[part]!, qx, qy, footprint / SUPERSAMPLE, sampleWeight);
+            shadeAt(part, qx, qy, footprint / SUPERSAMPLE, sampleWeight);
           }
         }
         if (hits === 0) continue;

@@ -30,8 +30,6 @@ export interface SampleOptions {
   similarPairProbability?: number;
   /** chance that an object slot holds a rare composite object */
   rareProbability?: number;
-  /** restrict the backgrounds drawn */
-  backgrounds?: readonly BackgroundName[];
 }
 
 export const DEFAULT_SIMILAR_PAIR_PROBABILITY = 0.4;
@@ -60,7 +58,7 @@ interface ObjectAttributes {
 }
 
 /** Object colours a background allows. */
-export function allowedColours(background: BackgroundName): ColourName[] {
+function allowedColours(background: BackgroundName): ColourName[] {
   const excluded = BACKGROUNDS[background].excludedColours;
   return COLOUR_NAMES.filter((colour) => !excluded.includes(colour));
 }
@@ -71,7 +69,7 @@ function allowedRares(background: BackgroundName): RareName[] {
 }
 
 /** Key of a caption independent of object order; the held-out split is a hash of it. */
-export function captionKey(objects: readonly ObjectAttributes[], background: BackgroundName): string {
+function captionKey(objects: readonly ObjectAttributes[], background: BackgroundName): string {
   return `${objects.map(objectPhrase).sort().join(' + ')} | ${background}`;
 }
 
@@ -145,13 +143,11 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
     throw new SceneError(`object counts must satisfy 1 <= minObjects <= maxObjects <= 4, got ${minObjects}..${maxObjects}`);
   }
   const split = options.split ?? 'all';
-  const backgrounds = options.backgrounds ?? BACKGROUND_NAMES;
-  if (backgrounds.length === 0) throw new SceneError('options.backgrounds is empty');
   const similarPairProbability = options.similarPairProbability ?? DEFAULT_SIMILAR_PAIR_PROBABILITY;
   const rareProbability = options.rareProbability ?? DEFAULT_RARE_PROBABILITY;
   const rng = new Rng(seed);
   for (;;) {
-    const kind = rng.pick(backgrounds);
+    const kind = rng.pick(BACKGROUND_NAMES);
     const background: BackgroundSpec = { kind, variant: rng.int(0, BACKGROUNDS[kind].variants - 1), seed: rng.nextUint32() };
     const count = rng.int(minObjects, maxObjects);
     const attributes = sampleAttributes(rng, count, kind, count >= 2 && rng.chance(similarPairProbability), rareProbability);

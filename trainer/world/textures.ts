@@ -4,12 +4,12 @@
 import type { TextureName } from './definitions.ts';
 
 /** Stripe period in object units: 3.5 dark-light pairs across the object. */
-export const STRIPE_PERIOD = 2 / 3.5;
+const STRIPE_PERIOD = 2 / 3.5;
 /** Checker cell side: 5 cells across the object. */
-export const CHECKER_CELL = 2 / 5;
+const CHECKER_CELL = 2 / 5;
 /** Dot grid spacing and dot radius. */
-export const DOT_SPACING = 0.55;
-export const DOT_RADIUS = 0.16;
+const DOT_SPACING = 0.55;
+const DOT_RADIUS = 0.16;
 
 /** Integral from 0 to x of a square wave of period p that is 1 on the second half of each period. */
 function squareWaveIntegral(x: number, period: number): number {

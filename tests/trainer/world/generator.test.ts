@@ -14,6 +14,7 @@ import { evaluationSet } from '../../../trainer/world/evaluation_set.ts';
 import { Rng } from '../../../trainer/world/random.ts';
 import { renderScene } from '../../../trainer/world/render.ts';
 import {
+  DEFAULT_RARE_PROBABILITY,
   DEFAULT_SIMILAR_PAIR_PROBABILITY,
   HELDOUT_MODULUS,
   hasSimilarPair,
@@ -169,10 +170,14 @@ test('similar pairs (same shape and colour, other texture) are common', () => {
 
 test('every shape, colour, texture, rare object and background is drawn', () => {
   const seen = new Set<string>();
+  let objects = 0;
+  let rares = 0;
   for (let seed = 0; seed < 2000; seed++) {
     const scene = sampleScene(seed);
     seen.add(`bg:${scene.background.kind}`);
     for (const object of scene.objects) {
+      objects++;
+      if (object.colour === null) rares++;
       seen.add(`shape:${object.shape}`);
       if (object.colour) seen.add(`colour:${object.colour}`);
       if (object.texture) seen.add(`texture:${object.texture}`);
@@ -185,6 +190,9 @@ test('every shape, colour, texture, rare object and background is drawn', () => 
     ...TEXTURE_NAMES.map((n) => `texture:${n}`),
   ];
   for (const name of expected) assert.ok(seen.has(name), `${name} never drawn`);
+  // slots of deliberate similar pairs and backgrounds that exclude a rare object's colours lower the rate a little
+  const rareRate = rares / objects;
+  assert.ok(rareRate > 0.6 * DEFAULT_RARE_PROBABILITY && rareRate <= DEFAULT_RARE_PROBABILITY, `rare objects are ${rareRate} of all objects`);
 });
 
 test('background colour exclusions match the renders', () => {

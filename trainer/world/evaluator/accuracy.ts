@@ -1,5 +1,6 @@
 // Measures the evaluator against the renderer's ground truth: seeded scenes are rendered, every object is
 // requested with its true attributes and its true (mask) box, and the evaluator's readings are compared.
+import type { RgbImage } from '../image.ts';
 import { renderScene } from '../render.ts';
 import { sampleScene, type SampleOptions } from '../sampler.ts';
 import { isRareObject, type Box } from '../scene.ts';
@@ -12,6 +13,8 @@ export interface AccuracyOptions {
   /** render size (64 or 128) */
   size: number;
   sampleOptions?: SampleOptions;
+  /** applied to every render before judging it (e.g. a degradation) */
+  transform?: (image: RgbImage, seed: number) => RgbImage;
 }
 
 export interface AccuracyReport {
@@ -59,7 +62,8 @@ export function measureAccuracy(options: AccuracyOptions): AccuracyReport {
       texture: object.texture,
       box: rendered.boxes[i] as Box,
     }));
-    const results = evaluateScene({ width: options.size, height: options.size, data: rendered.image }, requests);
+    const clean: RgbImage = { width: options.size, height: options.size, data: rendered.image };
+    const results = evaluateScene(options.transform ? options.transform(clean, seed) : clean, requests);
     results.forEach((result, i) => {
       const object = scene.objects[i]!;
       leakages.push(result.leakage.score);

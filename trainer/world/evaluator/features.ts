@@ -21,37 +21,6 @@ export interface RegionGeometry {
   hull: [number, number][];
 }
 
-export const SHAPE_FEATURE_NAMES = [
-  'solidity',
-  'holeFraction',
-  'holes',
-  'harmonic2',
-  'harmonic3',
-  'harmonic4',
-  'harmonic5',
-  'harmonic6',
-  'radiusRatio',
-  'discFill',
-  'elongation',
-  'concavities',
-  'largestConcavity',
-  'hullOffset',
-  'convexCorners',
-  'concaveCorners',
-] as const;
-
-export const TEXTURE_FEATURE_NAMES = [
-  'lightnessContrast',
-  'shadeSpread',
-  'shadeContrast',
-  'minorityShare',
-  'roughness',
-  'rampFit',
-  'coherence',
-  'minorityBlobs',
-  'minorityBlobSize',
-] as const;
-
 export function regionGeometry(region: Region, imageSize: number): RegionGeometry {
   const left = region.x0 - 1;
   const top = region.y0 - 1;

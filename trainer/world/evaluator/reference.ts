@@ -2,15 +2,14 @@
 // or test uses), labelled by the renderer's ground truth. Shapes and textures are classified by distance-weighted
 // nearest neighbours among these references in standardised feature space; rare objects by the nearest colour
 // composition. Built once per process, deterministically, in about a second.
-import { RARE_NAMES, SHAPE_NAMES, TEXTURE_NAMES, type RareName, type ShapeName, type TextureName } from '../definitions.ts';
+import { degradeImage, randomDegradation } from '../degrade.ts';
+import { COLOUR_NAMES, RARE_NAMES, SHAPE_NAMES, TEXTURE_NAMES, type RareName, type ShapeName, type TextureName } from '../definitions.ts';
+import { Rng } from '../random.ts';
 import { renderScene } from '../render.ts';
 import { sampleScene } from '../sampler.ts';
 import { isRareObject, objectColours, type Scene } from '../scene.ts';
-import { degradeImage, randomDegradation } from '../degrade.ts';
-import { Rng } from '../random.ts';
 import { regionGeometry, shapeFeatures, textureFeatures } from './features.ts';
 import { minStrayArea, objectRegions, segment, type Region, type Segmentation } from './segmentation.ts';
-import { COLOUR_NAMES } from '../definitions.ts';
 
 /** Seeds of reference scenes start here; tests and benchmarks draw far below it. */
 export const REFERENCE_SEED_BASE = 2_000_000_000;
@@ -25,7 +24,7 @@ export interface Classification<T extends string> {
   probabilities: Record<T, number>;
 }
 
-export class NearestNeighbours<T extends string> {
+class NearestNeighbours<T extends string> {
   private readonly mean: Float64Array;
   private readonly scale: Float64Array;
   private readonly points: Float64Array[];
@@ -121,12 +120,45 @@ export function colourComposition(regions: readonly Region[], colours: readonly 
   return areas.map((a) => (total > 0 ? a / total : 0));
 }
 
+interface ReferenceRows {
+  shapeFeatures: number[][];
+  shapeLabels: ShapeName[];
+  textureFeatures: number[][];
+  textureLabels: TextureName[];
+  compositions: Record<RareName, number[][]>;
+}
+
+/** Adds the descriptors of every object of a rendered scene that the segmentation recovered. */
+function collect(rows: ReferenceRows, scene: Scene, masks: Uint8Array[], renderSize: number, segmentation: Segmentation): void {
+  const owners = segmentation.regions
+    .filter((region) => !region.background && region.area >= minStrayArea(segmentation.size))
+    .map((region) => ({ region, ...groundTruthOwner(region, segmentation, masks, renderSize) }));
+  const candidates = new Set(objectRegions(segmentation));
+  scene.objects.forEach((object, index) => {
+    const mine = owners.filter((o) => o.owner === index && o.share >= 0.6);
+    if (isRareObject(object)) {
+      if (mine.length > 0) rows.compositions[object.shape as RareName].push(colourComposition(mine.map((o) => o.region), objectColours(object)));
+      return;
+    }
+    const own = mine.filter((o) => COLOUR_NAMES[o.region.colour] === object.colour && candidates.has(o.region));
+    if (own.length === 0) return;
+    const { region } = own.reduce((a, b) => (b.region.area > a.region.area ? b : a));
+    const geometry = regionGeometry(region, segmentation.size);
+    rows.shapeFeatures.push(shapeFeatures(geometry));
+    rows.shapeLabels.push(object.shape as ShapeName);
+    rows.textureFeatures.push(textureFeatures(region, geometry, segmentation.rgb, segmentation.size));
+    rows.textureLabels.push(object.texture!);
+  });
+}
+
 function buildReference(): Reference {
-  const shapeFeatureRows: number[][] = [];
-  const shapeLabels: ShapeName[] = [];
-  const textureFeatureRows: number[][] = [];
-  const textureLabels: TextureName[] = [];
-  const compositions = Object.fromEntries(RARE_NAMES.map((name) => [name, [] as number[][]])) as Record<RareName, number[][]>;
+  const rows: ReferenceRows = {
+    shapeFeatures: [],
+    shapeLabels: [],
+    textureFeatures: [],
+    textureLabels: [],
+    compositions: Object.fromEntries(RARE_NAMES.map((name) => [name, [] as number[][]])) as Record<RareName, number[][]>,
+  };
   const jobs = [
     ...Array.from({ length: REFERENCE_SCENES_64 }, (_, i) => ({ seed: REFERENCE_SEED_BASE + i, size: 64 })),
     ...Array.from({ length: REFERENCE_SCENES_128 }, (_, i) => ({ seed: REFERENCE_SEED_BASE + 100_000 + i, size: 128 })),
@@ -136,38 +168,17 @@ function buildReference(): Reference {
     const scene = sampleScene(seed, { rareProbability: 0.2 });
     const rendered = renderScene(scene, size);
     const clean = { width: size, height: size, data: rendered.image };
-    for (const image of [clean, degradeImage(clean, randomDegradation(new Rng(seed)), seed)]) {
-      collect(scene, rendered.masks, size, segment(image));
-    }
-  }
-  function collect(scene: Scene, masks: Uint8Array[], size: number, segmentation: Segmentation): void {
-    const owners = segmentation.regions
-      .filter((region) => !region.background && region.area >= minStrayArea(segmentation.size))
-      .map((region) => ({ region, ...groundTruthOwner(region, segmentation, masks, size) }));
-    const candidates = new Set(objectRegions(segmentation));
-    scene.objects.forEach((object, index) => {
-      const mine = owners.filter((o) => o.owner === index && o.share >= 0.6);
-      if (isRareObject(object)) {
-        if (mine.length > 0) compositions[object.shape as RareName].push(colourComposition(mine.map((o) => o.region), objectColours(object)));
-        return;
-      }
-      const own = mine.filter((o) => COLOUR_NAMES[o.region.colour] === object.colour && candidates.has(o.region));
-      if (own.length === 0) return;
-      const { region } = own.reduce((a, b) => (b.region.area > a.region.area ? b : a));
-      const geometry = regionGeometry(region, segmentation.size);
-      shapeFeatureRows.push(shapeFeatures(geometry));
-      shapeLabels.push(object.shape as ShapeName);
-      textureFeatureRows.push(textureFeatures(region, geometry, segmentation.rgb, segmentation.size));
-      textureLabels.push(object.texture!);
-    });
+    // every scene is kept twice: as rendered and degraded, so imperfect images are read right too
+    const degraded = degradeImage(clean, randomDegradation(new Rng(seed)), seed);
+    for (const image of [clean, degraded]) collect(rows, scene, rendered.masks, size, segment(image));
   }
   for (const name of RARE_NAMES) {
-    if (compositions[name].length === 0) throw new Error(`internal error: no reference render of the rare object '${name}'`);
+    if (rows.compositions[name].length === 0) throw new Error(`internal error: no reference render of the rare object '${name}'`);
   }
   return {
-    shapes: new NearestNeighbours(SHAPE_NAMES, shapeFeatureRows, shapeLabels),
-    textures: new NearestNeighbours(TEXTURE_NAMES, textureFeatureRows, textureLabels),
-    rares: { compositions },
+    shapes: new NearestNeighbours(SHAPE_NAMES, rows.shapeFeatures, rows.shapeLabels),
+    textures: new NearestNeighbours(TEXTURE_NAMES, rows.textureFeatures, rows.textureLabels),
+    rares: { compositions: rows.compositions },
   };
 }
 

@@ -2,7 +2,6 @@
 // are closed, thin structures (anti-aliased seams between two colours, background specks) are removed by a 2x2 opening, and each
 // colour's connected components become regions. Regions that hug the image border over a long stretch or cover a
 // large part of the frame are background (objects are drawn inside the frame).
-import { COLOUR_NAMES } from '../definitions.ts';
 import { labelPixels, NO_COLOUR } from '../colour.ts';
 import { checkRgbImage, resizeBilinear, type RgbImage } from '../image.ts';
 
@@ -49,7 +48,7 @@ export interface Segmentation {
 }
 
 /** Gives an unlabelled pixel the colour of at least three of its four neighbours (closes pinholes from noise). */
-export function fillPinholes(labels: Uint8Array, size: number): Uint8Array {
+function fillPinholes(labels: Uint8Array, size: number): Uint8Array {
   const out = Uint8Array.from(labels);
   for (let y = 1; y < size - 1; y++) {
     for (let x = 1; x < size - 1; x++) {
@@ -68,7 +67,7 @@ export function fillPinholes(labels: Uint8Array, size: number): Uint8Array {
 }
 
 /** Keeps a pixel's colour only where a 2x2 block of that colour covers it (morphological opening per colour). */
-export function openLabels(labels: Uint8Array, size: number): Uint8Array {
+function openLabels(labels: Uint8Array, size: number): Uint8Array {
   const opened = new Uint8Array(labels.length).fill(NO_COLOUR);
   for (let y = 0; y + 1 < size; y++) {
     for (let x = 0; x + 1 < size; x++) {
@@ -146,8 +145,4 @@ export function segment(image: RgbImage): Segmentation {
 export function objectRegions(segmentation: Segmentation): Region[] {
   const minArea = minObjectArea(segmentation.size);
   return segmentation.regions.filter((region) => !region.background && region.area >= minArea);
-}
-
-export function colourName(index: number): string {
-  return COLOUR_NAMES[index] ?? 'none';
 }
