@@ -8,6 +8,7 @@
 #include "common.h"
 #include "fused.h"
 #include "linalg.h"
+#include "tensor_ops.h"
 
 namespace mifo {
 namespace {
@@ -249,6 +250,28 @@ napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   });
 }
 
+// copyColumns(heap, src, srcStride, dst, dstStride, rows, cols): 4-byte elements, strides in elements
+napi_value CopyColumns(napi_env env, napi_callback_info info) {
+  return guarded(env, "copyColumns", [&] {
+    Args args(env, info, 7);
+    const int64_t srcStride = args.integer(2), dstStride = args.integer(4), rows = args.integer(5), cols = args.integer(6);
+    if (rows <= 0 || cols <= 0 || srcStride < cols || dstStride < cols) throw ArgumentError("bad copy geometry");
+    copyColumns(args.floats(1, (rows - 1) * srcStride + cols), srcStride, args.floats(3, (rows - 1) * dstStride + cols), dstStride,
+                rows, cols);
+    return undefined(env);
+  });
+}
+
+// sumMiddle(heap, x, out, outer, middle, inner)
+napi_value SumMiddle(napi_env env, napi_callback_info info) {
+  return guarded(env, "sumMiddle", [&] {
+    Args args(env, info, 6);
+    const int64_t outer = positive(args, 3, "outer"), middle = positive(args, 4, "middle"), inner = positive(args, 5, "inner");
+    sumMiddle(args.floats(1, outer * middle * inner), args.floats(2, outer * inner), outer, middle, inner);
+    return undefined(env);
+  });
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   return guarded(env, "setThreads", [&] {
     size_t argc = 1;
@@ -299,6 +322,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionGrad", nullptr, AttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyColumns", nullptr, CopyColumns, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumMiddle", nullptr, SumMiddle, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

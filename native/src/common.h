@@ -4,6 +4,7 @@
 
 #include <node_api.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -47,6 +48,36 @@ class ArgumentError : public std::runtime_error {
 void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn);
 int poolThreads();
 void setPoolThreads(int threads);
+
+// Work below this many floats touched runs on the calling thread: waking a worker costs more than it saves.
+constexpr int64_t kParallelWork = int64_t{1} << 15;
+
+// fn(task) for task in [0, tasks), in parallel when tasks · costPerTask is large enough.
+template <typename Fn>
+void forEachTask(int64_t tasks, int64_t costPerTask, Fn fn) {
+  if (poolThreads() == 1 || tasks < 2 || tasks * costPerTask < kParallelWork) {
+    for (int64_t t = 0; t < tasks; t++) fn(t);
+    return;
+  }
+  parallelFor(tasks, fn);
+}
+
+// fn(begin, end) over [0, n) split into a few ranges per thread, in parallel when n · costPerItem is large enough.
+template <typename Fn>
+void forEachRange(int64_t n, int64_t costPerItem, Fn fn) {
+  const int64_t threads = poolThreads();
+  if (threads == 1 || n < 2 || n * costPerItem < kParallelWork) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(n, threads * 4);
+  const int64_t per = (n + chunks - 1) / chunks;
+  parallelFor(chunks, [&](int64_t c) {
+    const int64_t begin = c * per;
+    const int64_t end = std::min(n, begin + per);
+    if (begin < end) fn(begin, end);
+  });
+}
 
 // OpenBLAS threads for a GEMM of the given size: small products run faster on one thread (no wake-up, no split).
 void useBlasThreadsFor(double flops);

@@ -14,31 +14,12 @@ namespace {
 
 // im2col scratch per chunk: 4 Mi floats keeps it within L3-sized slabs and bounds the extra memory at 16 MiB.
 constexpr int64_t kColumnBudget = int64_t{1} << 22;
-// Splitting a copy loop over threads pays off only past this many floats.
-constexpr int64_t kParallelCopyFloats = int64_t{1} << 16;
 
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
            int64_t ldb, float beta, float* C, int64_t ldc) {
   useBlasThreadsFor(2.0 * M * N * K);
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
               B, ldb, beta, C, ldc);
-}
-
-// Runs fn(begin, end) over [0, rows) in blocks, on several threads when the work is large enough.
-template <typename Fn>
-void forRows(int64_t rows, int64_t floatsPerRow, Fn fn) {
-  const int64_t threads = poolThreads();
-  if (threads == 1 || rows * floatsPerRow < kParallelCopyFloats || rows < 2) {
-    fn(int64_t{0}, rows);
-    return;
-  }
-  const int64_t blocks = std::min<int64_t>(rows, threads * 4);
-  const int64_t per = (rows + blocks - 1) / blocks;
-  parallelFor(blocks, [&](int64_t b) {
-    const int64_t begin = b * per;
-    const int64_t end = std::min(rows, begin + per);
-    if (begin < end) fn(begin, end);
-  });
 }
 
 bool isPointwise(const ConvGeometry& g) {
@@ -50,7 +31,7 @@ bool isPointwise(const ConvGeometry& g) {
 void im2col(const ConvGeometry& g, const float* x, float* cols, int64_t first, int64_t count) {
   const int64_t rowLength = g.filterHeight * g.filterWidth * g.inChannels;
   const int64_t pixels = g.outHeight * g.outWidth;
-  forRows(count, rowLength, [&](int64_t begin, int64_t end) {
+  forEachRange(count, rowLength, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const int64_t p = first + r;
       const int64_t n = p / pixels;
@@ -76,7 +57,7 @@ void im2col(const ConvGeometry& g, const float* x, float* cols, int64_t first, i
 // [first, first + images); a gather, so rows of dx can be filled in parallel without races.
 void col2imGather(const ConvGeometry& g, const float* cols, float* dx, int64_t first, int64_t images) {
   const int64_t rowLength = g.filterHeight * g.filterWidth * g.inChannels;
-  forRows(images * g.inHeight, g.inWidth * g.inChannels * g.filterHeight * g.filterWidth, [&](int64_t begin, int64_t end) {
+  forEachRange(images * g.inHeight, g.inWidth * g.inChannels * g.filterHeight * g.filterWidth, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; row++) {
       const int64_t local = row / g.inHeight;
       const int64_t ih = row % g.inHeight;

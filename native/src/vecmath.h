@@ -5,8 +5,35 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 
 namespace mifo {
+
+// Max reductions do not auto-vectorise (maxps is not associative under NaN and signed-zero rules), so this one is
+// written on 8-float vectors by hand (GCC vector extensions: AVX, or SSE pairs).
+typedef float Float8 __attribute__((vector_size(32)));
+
+inline float maxOf(const float* x, int64_t n) {
+  float top = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  if (n >= 16) {
+    Float8 a, b;
+    std::memcpy(&a, x, sizeof a);
+    std::memcpy(&b, x + 8, sizeof b);
+    for (j = 16; j + 16 <= n; j += 16) {
+      Float8 u, v;
+      std::memcpy(&u, x + j, sizeof u);
+      std::memcpy(&v, x + j + 8, sizeof v);
+      a = a > u ? a : u;
+      b = b > v ? b : v;
+    }
+    a = a > b ? a : b;
+    for (int lane = 0; lane < 8; lane++) top = std::max(top, a[lane]);
+  }
+  for (; j < n; j++) top = std::max(top, x[j]);
+  return top;
+}
 
 inline float bitsToFloat(int32_t bits) { return __builtin_bit_cast(float, bits); }
 

@@ -40,6 +40,9 @@ export interface NativeAddon {
   attentionGrad(heap: ArrayBuffer, batch: number, heads: number, queries: number, keys: number, headDim: number, scale: number,
     q: number, k: number, v: number, mask: number, ms0: number, ms1: number, ms2: number, ms3: number,
     lse: number, probs: number, dout: number, dprobs: number, dq: number, dk: number, dv: number): void;
+  /** 4-byte elements; strides in elements; offsets include the column offset */
+  copyColumns(heap: ArrayBuffer, src: number, srcStride: number, dst: number, dstStride: number, rows: number, cols: number): void;
+  sumMiddle(heap: ArrayBuffer, x: number, out: number, outer: number, middle: number, inner: number): void;
   setThreads(threads: number): void;
   info(): { threads: number; blasCore: string; blasConfig: string };
 }
@@ -215,6 +218,69 @@ function registerNativeKernels(native: NativeAddon): void {
         size(ids.shape), size(rowShape), attrs.numSegments,
       );
     }
+    return out;
+  });
+
+  // Concat and SplitV along any axis copy column blocks between [rows, cols] views of the tensors.
+  const copyable = (dtype: string) => dtype === 'float32' || dtype === 'int32';
+  override('Concat', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const inputs = Object.values(args.inputs) as TensorInfo[];
+    const first = inputs[0];
+    if (!first || !copyable(first.dtype) || inputs.some((t) => t.dtype !== first.dtype)) return fallback(args);
+    const axis = tf.util.parseAxisParam(attrs.axis, first.shape)[0]!;
+    tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), axis);
+    const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+    const rows = size(outShape.slice(0, axis));
+    const outCols = size(outShape.slice(axis));
+    const out = backend.makeOutput(outShape, first.dtype);
+    if (rows * outCols === 0) return out;
+    const heap = heapBuffer(backend);
+    let column = 0;
+    for (const t of inputs) {
+      const cols = size(t.shape.slice(axis));
+      if (cols > 0) native.copyColumns(heap, heapOffset(backend, t), cols, heapOffset(backend, out) + 4 * column, outCols, rows, cols);
+      column += cols;
+    }
+    return out;
+  });
+
+  override('SplitV', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const x = input(args.inputs, 'x');
+    if (!copyable(x.dtype)) return fallback(args);
+    const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits, axis);
+    const rows = size(x.shape.slice(0, axis));
+    const inner = size(x.shape.slice(axis + 1));
+    const outputs = sizes.map((extent) => backend.makeOutput(x.shape.map((d, i) => (i === axis ? extent : d)), x.dtype));
+    const heap = heapBuffer(backend);
+    const srcCols = x.shape[axis]! * inner;
+    let column = 0;
+    outputs.forEach((out, i) => {
+      const cols = sizes[i]! * inner;
+      if (rows * cols > 0) native.copyColumns(heap, heapOffset(backend, x) + 4 * column, srcCols, heapOffset(backend, out), cols, rows, cols);
+      column += cols;
+    });
+    return outputs;
+  });
+
+  // Sums over one contiguous run of axes: out[o, i] = Σ_m x[o, m, i].
+  override('Sum', (fallback) => (args) => {
+    const { backend, attrs } = args;
+    const x = input(args.inputs, 'x');
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape).sort((a, b) => a - b);
+    const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
+    if (x.dtype !== 'float32' || axes.length === 0 || !contiguous || size(x.shape) === 0) return fallback(args);
+    const firstAxis = axes[0]!;
+    const lastAxis = axes[axes.length - 1]!;
+    const kept = x.shape.filter((_, i) => i < firstAxis || i > lastAxis);
+    const outShape = attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept;
+    const out = backend.makeOutput(outShape, 'float32');
+    native.sumMiddle(
+      heapBuffer(backend), heapOffset(backend, x), heapOffset(backend, out),
+      size(x.shape.slice(0, firstAxis)), size(x.shape.slice(firstAxis, lastAxis + 1)), size(x.shape.slice(lastAxis + 1)),
+    );
     return out;
   });
 

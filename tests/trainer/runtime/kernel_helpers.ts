@@ -27,17 +27,24 @@ export function randomTensor(shape: number[], seed: number): HostTensor {
   return { values: randomValues(tf.util.sizeFromShape(shape), seed), shape };
 }
 
+/** Kernel inputs: named (most kernels) or positional (Concat, AddN, Pack). */
+export type HostInputs = Record<string, HostTensor> | HostTensor[];
+
+function mapInputs<T>(inputs: HostInputs, make: (t: HostTensor) => T): Record<string, T> | T[] {
+  if (Array.isArray(inputs)) return inputs.map(make);
+  return Object.fromEntries(Object.entries(inputs).map(([name, t]) => [name, make(t)]));
+}
+
 /** Runs `kernelName` of the tfjs cpu backend (plain JavaScript) on host arrays. */
-export function cpuKernel(kernelName: string, inputs: Record<string, HostTensor>, attrs: Record<string, unknown>): HostTensor {
+export function cpuKernel(kernelName: string, inputs: HostInputs, attrs: Record<string, unknown>): HostTensor {
   const backend = tf.engine().findBackend('cpu');
   const kernel = tf.getKernel(kernelName, 'cpu');
   if (!backend || !kernel) throw new Error(`the tfjs cpu backend has no '${kernelName}' kernel`);
-  const infos: Record<string, TensorInfo> = {};
-  for (const [name, t] of Object.entries(inputs)) {
+  const infos = mapInputs(inputs, (t): TensorInfo => {
     const dtype = t.dtype ?? (t.values instanceof Int32Array ? 'int32' : 'float32');
-    infos[name] = { dataId: backend.write(t.values, t.shape, dtype), shape: t.shape, dtype };
-  }
-  const out = kernel.kernelFunc({ inputs: infos, backend, attrs: attrs as tf.NamedAttrMap });
+    return { dataId: backend.write(t.values, t.shape, dtype), shape: t.shape, dtype };
+  });
+  const out = kernel.kernelFunc({ inputs: infos as tf.NamedTensorInfoMap, backend, attrs: attrs as tf.NamedAttrMap });
   if (Array.isArray(out)) throw new Error(`${kernelName} returned several outputs`);
   const values = backend.readSync(out.dataId) as Float32Array | Int32Array;
   for (const info of [...Object.values(infos), out]) backend.disposeData(info.dataId);
@@ -47,14 +54,13 @@ export function cpuKernel(kernelName: string, inputs: Record<string, HostTensor>
 /** Calls a wasm kernel function directly on host arrays and reads its output back. */
 export function wasmKernel(
   kernelFunc: (args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: any }) => TensorInfo,
-  inputs: Record<string, HostTensor>,
+  inputs: HostInputs,
   attrs: Record<string, unknown>,
 ): HostTensor {
   assert.equal(tf.getBackend(), 'wasm', 'these kernels run on the wasm backend');
   const backend = tf.backend() as BackendWasm;
-  const tensors: Record<string, tf.Tensor> = {};
-  for (const [name, t] of Object.entries(inputs)) tensors[name] = tf.tensor(t.values, t.shape, t.dtype);
-  const out = kernelFunc({ inputs: tensors, backend, attrs });
+  const tensors = mapInputs(inputs, (t) => tf.tensor(t.values, t.shape, t.dtype));
+  const out = kernelFunc({ inputs: tensors as tf.NamedTensorInfoMap, backend, attrs });
   const values = (backend.readSync(out.dataId) as Float32Array | Int32Array).slice();
   backend.disposeData(out.dataId);
   for (const t of Object.values(tensors)) t.dispose();

@@ -11,6 +11,7 @@ import { assertAllClose, cpuKernel, randomTensor, wasmKernel } from './kernel_he
 
 // Skip decisions are made while tests are declared, so the runtime must be up before that.
 await initRuntime();
+type TensorInfoLike = { dataId: object; shape: number[] };
 const skipNative = () => (nativeStatus().active ? false : `native kernels off: ${nativeStatus().reason}`);
 
 function registered(kernelName: string) {
@@ -105,8 +106,54 @@ describe('native GEMM and convolution kernels', () => {
     assertAllClose(wasmKernel(registered('UnsortedSegmentSum'), { x, segmentIds }, attrs), expected, 'segment sum');
   });
 
+  test('Concat along every axis, with an empty part and int32', { skip: skipNative() }, () => {
+    const parts = [randomTensor([2, 3, 4], 20), randomTensor([2, 3, 4], 21), randomTensor([2, 3, 4], 22)];
+    for (const axis of [0, 1, 2, -1]) {
+      assertAllClose(wasmKernel(registered('Concat'), parts, { axis }), cpuKernel('Concat', parts, { axis }), `axis ${axis}`);
+    }
+    const empty = { values: new Float32Array(0), shape: [2, 0, 4] };
+    const withEmpty = [parts[0]!, empty, parts[1]!];
+    assertAllClose(wasmKernel(registered('Concat'), withEmpty, { axis: 1 }), cpuKernel('Concat', withEmpty, { axis: 1 }), 'empty part');
+    const ints = [
+      { values: Int32Array.from([1, 2, 3, 4]), shape: [2, 2], dtype: 'int32' as const },
+      { values: Int32Array.from([5, 6]), shape: [2, 1], dtype: 'int32' as const },
+    ];
+    const joined = wasmKernel(registered('Concat'), ints, { axis: 1 });
+    assert.deepEqual(Array.from(joined.values), [1, 2, 5, 3, 4, 6]);
+  });
+
+  test('SplitV along a middle and the last axis', { skip: skipNative() }, () => {
+    const x = randomTensor([2, 5, 6], 23);
+    for (const [axis, numOrSizeSplits] of [[1, [2, -1, 1]], [2, 3], [0, [1, 1]]] as const) {
+      const attrs = { axis, numOrSizeSplits };
+      const native = registered('SplitV')({ inputs: { x: tf.tensor(x.values, x.shape) }, backend: tf.backend() as never, attrs } as never) as unknown as TensorInfoLike[];
+      const backend = tf.backend();
+      const cpu = tf.engine().findBackend('cpu')!;
+      const reference = tf.getKernel('SplitV', 'cpu')!.kernelFunc({
+        inputs: { x: { dataId: cpu.write(x.values, x.shape, 'float32'), shape: x.shape, dtype: 'float32' } },
+        backend: cpu,
+        attrs: attrs as never,
+      }) as unknown as TensorInfoLike[];
+      assert.equal(native.length, reference.length);
+      native.forEach((part, i) => {
+        assert.deepEqual(part.shape, reference[i]!.shape);
+        assert.deepEqual(Array.from(backend.readSync(part.dataId) as Float32Array), Array.from(cpu.readSync(reference[i]!.dataId) as Float32Array));
+      });
+    }
+  });
+
+  test('Sum over leading, trailing, middle and all axes, with keepDims', { skip: skipNative() }, () => {
+    const x = randomTensor([3, 4, 5, 6], 24);
+    for (const [axis, keepDims] of [[[0], false], [[0, 1, 2], false], [[3], true], [[1, 2], false], [[0, 1, 2, 3], true], [[-1, -2], false]] as const) {
+      const attrs = { axis: [...axis], keepDims };
+      assertAllClose(wasmKernel(registered('Sum'), { x }, attrs), cpuKernel('Sum', { x }, attrs), `axes ${axis}`);
+    }
+    const attrs = { axis: [0, 2], keepDims: false };
+    assertAllClose(wasmKernel(registered('Sum'), { x }, attrs), cpuKernel('Sum', { x }, attrs), 'non-contiguous axes (fallback)');
+  });
+
   test('the native kernels replaced the wasm ones and keep them as fallbacks', { skip: skipNative() }, () => {
-    for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'UnsortedSegmentSum']) {
+    for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'UnsortedSegmentSum', 'Concat', 'SplitV', 'Sum']) {
       assert.ok(replacedWasmKernel(name), `${name} keeps its fallback`);
     }
   });
