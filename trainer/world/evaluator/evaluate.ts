@@ -58,8 +58,9 @@ export interface ObjectEvaluation {
   box: Box | null;
   /** IoU of the detected box with the requested box; null without a requested box or detection */
   iou: number | null;
-  /** for a rare request: the rare object recognised (its colours and textures are part of that look) */
+  /** for a rare request: the rare object recognised */
   shape: AttributeResult<ShapeName | RareName>;
+  /** for a rare request colour and texture are part of its fixed look: label null, correct when it is recognised */
   colour: AttributeResult<ColourName>;
   texture: AttributeResult<TextureName>;
   leakage: Leakage;

@@ -1,7 +1,7 @@
 // The evaluator's reference set: descriptors of objects in seeded renders of the world (a seed range no benchmark
 // or test uses), labelled by the renderer's ground truth. Shapes and textures are classified by distance-weighted
 // nearest neighbours among these references in standardised feature space; rare objects by the nearest colour
-// composition. Built once per process, deterministically, in about a second.
+// composition. Built once per process, deterministically, in a few seconds.
 import { degradeImage, randomDegradation } from '../degrade.ts';
 import { COLOUR_NAMES, RARE_NAMES, SHAPE_NAMES, TEXTURE_NAMES, type RareName, type ShapeName, type TextureName } from '../definitions.ts';
 import { Rng } from '../random.ts';
