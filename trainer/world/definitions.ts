@@ -27,18 +27,13 @@ export interface ColourDefinition {
   secondary: Rgb;
 }
 
-function mix(a: Rgb, b: Rgb, t: number): Rgb {
-  return [Math.round(a[0] + (b[0] - a[0]) * t), Math.round(a[1] + (b[1] - a[1]) * t), Math.round(a[2] + (b[2] - a[2]) * t)];
-}
-
-const BLACK: Rgb = [0, 0, 0];
-const WHITE: Rgb = [255, 255, 255];
-// A texture's second shade is the primary darkened by this much (lightened for black), enough contrast to see a
-// pattern while staying far from every other named colour.
+// A chromatic colour's pattern shade is its primary darkened by this share: enough contrast to see a pattern while
+// staying far from every other named colour.
 const SHADE_DEPTH = 0.4;
 
 function darkShaded(rgb: Rgb): ColourDefinition {
-  return { rgb, secondary: mix(rgb, BLACK, SHADE_DEPTH) };
+  const shade = (channel: number) => Math.round(channel * (1 - SHADE_DEPTH));
+  return { rgb, secondary: [shade(rgb[0]), shade(rgb[1]), shade(rgb[2])] };
 }
 
 export const COLOURS: Record<ColourName, ColourDefinition> = {

@@ -259,7 +259,7 @@ test('scenes built from requested boxes fill those boxes', () => {
     { shape: 'zorb', colour: null, texture: null, box: boxes[2]! },
   ]);
   const rendered = renderScene(scene, 128);
-  scene.objects.forEach((object, i) => {
+  scene.objects.forEach((_, i) => {
     const box = rendered.boxes[i]!;
     const want = boxes[i]!;
     // centred in the requested box and filling it along its tighter side

@@ -362,7 +362,7 @@ export function evaluateScene(image: RgbImage, requests: readonly ObjectRequest[
     detections[index] = { regions: [best], ...analysis.detectionBounds([best]), reading: analysis.read(best), rareName: null, rareConfidence: 0 };
   });
 
-  return requests.map((request, index) => describe(analysis, requests, detections, index));
+  return requests.map((_, index) => describe(analysis, requests, detections, index));
 }
 
 /** Evaluates one requested object; `others` are the rest of the caption's objects (for leakage and matching). */
