@@ -82,7 +82,7 @@ export async function writeMaskPng(path: string, mask: Uint8Array, size: number)
   await sharp(Buffer.from(grey.buffer), { raw: { width: size, height: size, channels: 1 } }).png().toFile(path);
 }
 
-/** Any image file sharp reads, flattened to RGB (alpha composited on black). */
+/** Any image file sharp reads, as sRGB RGB (an alpha channel is dropped, greyscale is expanded). */
 export async function readRgb(path: string): Promise<RgbImage> {
   const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`${path}: expected 3 channels after conversion, got ${info.channels}`);

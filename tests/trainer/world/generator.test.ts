@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { renderBackground } from '../../../trainer/world/backgrounds.ts';
 import { COLOUR_MATCH_DISTANCE, rgbToLab, shadeLineDistance } from '../../../trainer/world/colour.ts';
@@ -11,6 +14,7 @@ import {
   TEXTURE_NAMES,
 } from '../../../trainer/world/definitions.ts';
 import { evaluationSet } from '../../../trainer/world/evaluation_set.ts';
+import { readRgb, writeMaskPng, writePng } from '../../../trainer/world/image.ts';
 import { Rng } from '../../../trainer/world/random.ts';
 import { renderScene } from '../../../trainer/world/render.ts';
 import {
@@ -269,4 +273,14 @@ test('scenes built from requested boxes fill those boxes', () => {
     assert.ok(Math.max(box[2] - box[0] - (want[2] - want[0]), box[3] - box[1] - (want[3] - want[1])) > -0.02, `object ${i} fills its box`);
   });
   assert.throws(() => sceneFromBoxes({ kind: 'grass', variant: 0, seed: 3 }, [{ shape: 'star', colour: 'red', texture: 'plain', box: [0.5, 0.5, 0.4, 0.6] }]), /empty/);
+});
+
+test('renders and masks round-trip through PNG files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mifo-world-png-'));
+  const rendered = renderScene(sampleScene(8), 64);
+  await writePng(join(dir, 'scene.png'), { width: 64, height: 64, data: rendered.image });
+  assert.deepEqual((await readRgb(join(dir, 'scene.png'))).data, rendered.image);
+  await writeMaskPng(join(dir, 'mask.png'), rendered.masks[0]!, 64);
+  const mask = await readRgb(join(dir, 'mask.png'));
+  assert.deepEqual(Array.from({ length: 64 * 64 }, (_, p) => (mask.data[p * 3] === 255 ? 1 : 0)), Array.from(rendered.masks[0]!));
 });
