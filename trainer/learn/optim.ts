@@ -1,6 +1,7 @@
-// AdamW with PyTorch's update rule, total-norm gradient clipping and the diffusers LR schedules the learner uses.
-// Optimizer state is plain Float32Arrays on export so checkpoints can store it exactly.
+// The learner's optimizer (the runtime's AdamW, torch semantics), total-norm gradient clipping and the diffusers LR
+// schedules. Optimizer state is plain Float32Arrays on export so checkpoints can store it exactly.
 import { tf } from '../runtime/backend.ts';
+import { adamwStep, AdamWState } from '../runtime/adamw.ts';
 import type { OptimizerOptions } from './options.ts';
 
 /**
@@ -25,76 +26,59 @@ export function clipGradNorm(grads: tf.Tensor[], maxNorm: number): { norm: numbe
   return { norm, clipped: grads.map((g) => tf.tidy(() => tf.mul(g, coefficient))) };
 }
 
-export interface AdamWState {
+export interface AdamWSnapshot {
   step: number;
   /** first and second moments, one pair per parameter in the optimizer's order */
   moments: { m: Float32Array; v: Float32Array }[];
 }
 
 /**
- * torch.optim.AdamW: decoupled weight decay p ← p·(1 − lr·wd), then the bias-corrected Adam step
- * p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε).
+ * torch.optim.AdamW over a fixed list of parameters, stepped by the runtime's adamwStep (a fused native kernel when
+ * the addon is active), with its moments exportable for checkpoints.
  */
 export class AdamW {
-  private m: tf.Variable[];
-  private v: tf.Variable[];
-  private stepCount = 0;
+  private readonly state = new AdamWState();
 
   constructor(
     private readonly params: tf.Variable[],
     private readonly options: Pick<OptimizerOptions, 'betas' | 'weightDecay' | 'eps'>,
-  ) {
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
-  }
+  ) {}
 
   get steps(): number {
-    return this.stepCount;
+    return this.state.stepOf(this.params[0]!);
   }
 
   /** One update with `grads` (same order as the parameters) at learning rate `lr`. */
   step(grads: tf.Tensor[], lr: number): void {
     if (grads.length !== this.params.length) throw new Error(`AdamW: ${grads.length} gradients for ${this.params.length} parameters`);
-    this.stepCount++;
     const [beta1, beta2] = this.options.betas;
-    const correction1 = 1 - beta1 ** this.stepCount;
-    const correction2Sqrt = Math.sqrt(1 - beta2 ** this.stepCount);
-    const stepSize = lr / correction1;
-    this.params.forEach((param, i) => {
-      const grad = grads[i]!;
-      tf.tidy(() => {
-        const m = tf.add(tf.mul(this.m[i]!, beta1), tf.mul(grad, 1 - beta1));
-        const v = tf.add(tf.mul(this.v[i]!, beta2), tf.mul(tf.square(grad), 1 - beta2));
-        const decayed = tf.mul(param, 1 - lr * this.options.weightDecay);
-        const denom = tf.add(tf.div(tf.sqrt(v), correction2Sqrt), this.options.eps);
-        param.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
-        this.m[i]!.assign(m);
-        this.v[i]!.assign(v);
-      });
-    });
+    adamwStep(this.params, grads, this.state, { learningRate: lr, beta1, beta2, epsilon: this.options.eps, weightDecay: this.options.weightDecay });
   }
 
-  getState(): AdamWState {
+  getState(): AdamWSnapshot {
     return {
-      step: this.stepCount,
-      moments: this.m.map((m, i) => ({ m: Float32Array.from(m.dataSync() as Float32Array), v: Float32Array.from(this.v[i]!.dataSync() as Float32Array) })),
+      step: this.steps,
+      moments: this.params.map((param) => {
+        const { m, v } = this.state.momentsOf(param);
+        return { m: Float32Array.from(m.dataSync() as Float32Array), v: Float32Array.from(v.dataSync() as Float32Array) };
+      }),
     };
   }
 
-  setState(state: AdamWState): void {
-    if (state.moments.length !== this.params.length) throw new Error(`AdamW state has ${state.moments.length} parameters, the optimizer ${this.params.length}`);
-    state.moments.forEach(({ m, v }, i) => {
-      const shape = this.params[i]!.shape;
-      if (m.length !== this.params[i]!.size || v.length !== this.params[i]!.size) throw new Error(`AdamW state: parameter ${i} has the wrong size`);
-      tf.tidy(() => {
-        this.m[i]!.assign(tf.tensor(m, shape));
-        this.v[i]!.assign(tf.tensor(v, shape));
-      });
+  setState(snapshot: AdamWSnapshot): void {
+    if (snapshot.moments.length !== this.params.length) throw new Error(`AdamW state has ${snapshot.moments.length} parameters, the optimizer ${this.params.length}`);
+    snapshot.moments.forEach(({ m, v }, i) => {
+      const param = this.params[i]!;
+      if (m.length !== param.size || v.length !== param.size) throw new Error(`AdamW state: parameter ${i} has the wrong size`);
+      const moments = this.state.momentsOf(param);
+      tf.dispose([moments.m, moments.v]);
+      moments.m = tf.keep(tf.tensor(m, param.shape));
+      moments.v = tf.keep(tf.tensor(v, param.shape));
+      moments.step = snapshot.step;
     });
-    this.stepCount = state.step;
   }
 
   dispose(): void {
-    for (const t of [...this.m, ...this.v]) t.dispose();
+    this.state.dispose();
   }
 }
