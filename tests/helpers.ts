@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SafetensorsFile } from '../trainer/io/safetensors.ts';
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
+import type { UNet2DConditionConfig } from '../trainer/models/unet_2d_condition.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
 
@@ -90,3 +91,21 @@ export function nchwToNhwc(x: tf.Tensor): tf.Tensor4D {
 export function nhwcToNchw(x: tf.Tensor): tf.Tensor4D {
   return tf.transpose(x, [0, 3, 1, 2]) as tf.Tensor4D;
 }
+
+/** stabilityai/stable-diffusion-2-1-base unet/config.json (the structural fields); a UNet built from it only declares parameters. */
+export const SD21_BASE_UNET_CONFIG: UNet2DConditionConfig = {
+  sample_size: 64,
+  in_channels: 4,
+  out_channels: 4,
+  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+  block_out_channels: [320, 640, 1280, 1280],
+  layers_per_block: 2,
+  attention_head_dim: [5, 10, 20, 20],
+  cross_attention_dim: 1024,
+  use_linear_projection: true,
+  norm_num_groups: 32,
+  act_fn: 'silu',
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+};

@@ -4,9 +4,9 @@
 // job however often a handler saves, and a crash at any point leaves the previous or the new checkpoint loadable.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDirectory, TEMP_PREFIX, temporaryPathFor, writeFileAtomic } from '../storage/atomic.ts';
+import { copyFileAtomic, TEMP_PREFIX, writeFileAtomic } from '../storage/atomic.ts';
 import type { CheckpointStore, JobCheckpoint, JsonValue } from './contract.ts';
 
 const FORMAT = 'mifo-checkpoint/1';
@@ -95,23 +95,7 @@ export class JobCheckpoints implements CheckpointStore {
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const target = join(this.blobDir, sha256);
-    if (!existsSync(target)) {
-      const temp = temporaryPathFor(target);
-      try {
-        await copyFile(path, temp);
-        const handle = await open(temp, 'r+');
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(temp, target);
-      } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-      }
-      await fsyncDirectory(this.blobDir);
-    }
+    if (!existsSync(target)) await copyFileAtomic(path, target);
     return sha256;
   }
 

@@ -3,7 +3,7 @@
 // one, never a partial one.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Temporary files start with this prefix; anything listing a directory must skip them. */
@@ -61,6 +61,27 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
     const handle = await open(temp, 'wx', 0o644);
     try {
       await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await fsyncDirectory(dir);
+}
+
+/** Copies a file into place atomically: copy to a temp file beside the target, fsync, rename. */
+export async function copyFileAtomic(source: string, target: string): Promise<void> {
+  const dir = dirname(target);
+  await mkdir(dir, { recursive: true });
+  const temp = temporaryPathFor(target);
+  try {
+    await copyFile(source, temp);
+    const handle = await open(temp, 'r+');
+    try {
       await handle.sync();
     } finally {
       await handle.close();

@@ -5,28 +5,12 @@ import { readComponentConfig } from '../../../trainer/io/diffusers.ts';
 import { UNet2DConditionModel, type UNet2DConditionConfig } from '../../../trainer/models/unet_2d_condition.ts';
 import { layerStride, selectAttentionLayers } from '../../../trainer/learn/layers.ts';
 import { PHASE1_LAYERS, PHASE2_LAYERS } from '../../../trainer/learn/options.ts';
-import { fixturesDir } from '../../helpers.ts';
+import { fixturesDir, SD21_BASE_UNET_CONFIG } from '../../helpers.ts';
 
-// stabilityai/stable-diffusion-2-1-base unet/config.json (structural fields); the model only declares parameters.
-const SD21_BASE: UNet2DConditionConfig = {
-  sample_size: 64,
-  in_channels: 4,
-  out_channels: 4,
-  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
-  block_out_channels: [320, 640, 1280, 1280],
-  layers_per_block: 2,
-  attention_head_dim: [5, 10, 20, 20],
-  cross_attention_dim: 1024,
-  use_linear_projection: true,
-  norm_num_groups: 32,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-};
 const SD_VAE_FACTOR = 8;
 
 describe('attention layers by role and resolution', () => {
-  const sd21 = new UNet2DConditionModel(SD21_BASE);
+  const sd21 = new UNet2DConditionModel(SD21_BASE_UNET_CONFIG);
 
   test('SD2.1-base has the spec’s 16 cross layers in forward order with its heads and map sizes', () => {
     const cross = sd21.attentionLayers.filter((l) => l.kind === 'cross');

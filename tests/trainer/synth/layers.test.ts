@@ -4,30 +4,13 @@ import { before, test } from 'node:test';
 import { readComponentConfig } from '../../../trainer/io/diffusers.ts';
 import { UNet2DConditionModel, type UNet2DConditionConfig } from '../../../trainer/models/unet_2d_condition.ts';
 import { layersByOrder, selectLayers } from '../../../trainer/synth/layers.ts';
-import { goldenVariants, setupRuntime } from '../../helpers.ts';
+import { goldenVariants, setupRuntime, SD21_BASE_UNET_CONFIG } from '../../helpers.ts';
 
 before(setupRuntime);
 
-// stabilityai/stable-diffusion-2-1-base unet/config.json (the fields the model reads)
-const SD21_BASE: UNet2DConditionConfig = {
-  sample_size: 64,
-  in_channels: 4,
-  out_channels: 4,
-  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
-  block_out_channels: [320, 640, 1280, 1280],
-  layers_per_block: 2,
-  attention_head_dim: [5, 10, 20, 20],
-  cross_attention_dim: 1024,
-  norm_num_groups: 32,
-  use_linear_projection: true,
-  act_fn: 'silu',
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-};
 
 test('SD2.1-base: loss layers are ℓ 12-19 (mid 8² + up_blocks.1 16²), map layers ℓ 14-19', () => {
-  const unet = new UNet2DConditionModel(SD21_BASE);
+  const unet = new UNet2DConditionModel(SD21_BASE_UNET_CONFIG);
   assert.equal(unet.attentionLayers.length, 32);
   const { loss, maps } = selectLayers(unet.attentionLayers);
   assert.deepEqual(loss.map((l) => l.order), [12, 13, 14, 15, 16, 17, 18, 19]);
@@ -59,7 +42,7 @@ test('the tiny fixtures get the mid block plus the first decoder attention block
 });
 
 test('explicit layer lists by ℓ; unknown indices are an error', () => {
-  const unet = new UNet2DConditionModel(SD21_BASE);
+  const unet = new UNet2DConditionModel(SD21_BASE_UNET_CONFIG);
   assert.deepEqual(layersByOrder(unet.attentionLayers, [13, 15], 'loss').map((l) => l.id), [
     'mid_block.attentions.0.transformer_blocks.0.attn2',
     'up_blocks.1.attentions.0.transformer_blocks.0.attn2',
