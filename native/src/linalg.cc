@@ -22,6 +22,19 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const floa
               B, ldb, beta, C, ldc);
 }
 
+// dst[cols × rows] = src[rows × cols]ᵀ in 16×16 tiles, so neither side is walked with a large stride.
+void transposeBlocked(const float* src, int64_t rows, int64_t cols, float* dst) {
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (int64_t c = c0; c < c1; c++) {
+        for (int64_t r = r0; r < r1; r++) dst[c * rows + r] = src[r * cols + c];
+      }
+    }
+  }
+}
+
 bool isPointwise(const ConvGeometry& g) {
   return g.filterHeight == 1 && g.filterWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1 && g.padTop == 0 &&
          g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth;
@@ -138,15 +151,11 @@ void conv2dBackpropInput(const ConvGeometry& g, const float* dy, const float* w,
     // With stride 1 the input gradient is a forward convolution of dy with the filter rotated by 180° and its
     // channel axes swapped: pure gathers, no scatter-add.
     std::vector<float> rotated(static_cast<size_t>(g.filterSize()));
-    for (int64_t kh = 0; kh < g.filterHeight; kh++) {
-      for (int64_t kw = 0; kw < g.filterWidth; kw++) {
-        const float* src = w + ((g.filterHeight - 1 - kh) * g.filterWidth + (g.filterWidth - 1 - kw)) * g.inChannels * g.outChannels;
-        float* dst = rotated.data() + (kh * g.filterWidth + kw) * g.outChannels * g.inChannels;
-        for (int64_t ci = 0; ci < g.inChannels; ci++) {
-          for (int64_t co = 0; co < g.outChannels; co++) dst[co * g.inChannels + ci] = src[ci * g.outChannels + co];
-        }
-      }
-    }
+    const int64_t taps = g.filterHeight * g.filterWidth;
+    forEachTask(taps, g.inChannels * g.outChannels, [&](int64_t tap) {
+      const float* src = w + (taps - 1 - tap) * g.inChannels * g.outChannels;
+      transposeBlocked(src, g.inChannels, g.outChannels, rotated.data() + tap * g.outChannels * g.inChannels);
+    });
     const ConvGeometry flipped{g.batch, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth, g.inChannels,
                                g.inHeight, g.inWidth, 1, 1, g.filterHeight - 1 - g.padTop, g.filterWidth - 1 - g.padLeft, 1, 1};
     conv2dForward(flipped, dy, rotated.data(), dx);
