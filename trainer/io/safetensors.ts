@@ -289,7 +289,8 @@ export function parseSafetensorsBuffer(buffer: Uint8Array, source = 'buffer'): {
     read(name: string): RawTensor {
       const info = header.tensors.get(name);
       if (!info) throw new SafetensorsError(`${source}: no tensor named '${name}'`);
-      const bytes = buffer.slice(dataStart + info.dataOffsets[0], dataStart + info.dataOffsets[1]);
+      // Uint8Array's slice copies; a Node Buffer's would share memory, and typedFromBytes views from offset 0.
+      const bytes = Uint8Array.prototype.slice.call(buffer, dataStart + info.dataOffsets[0], dataStart + info.dataOffsets[1]);
       return { dtype: info.dtype, shape: info.shape, data: typedFromBytes(info.dtype, bytes) };
     },
   };
