@@ -5,6 +5,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   generate: { summary: 'text-to-image with a diffusers model folder', load: () => import('./generate.ts') },
   learn: { summary: 'learn one token per instance mask from one image (MIFO)', load: () => import('./learn.ts') },
   compose: { summary: 'box-controlled composition of learned concepts (MIFO synthesis)', load: () => import('./compose.ts') },
+  pack: { summary: 'export, import and inspect concept packs (one .safetensors file)', load: () => import('./pack.ts') },
 };
 
 function usage(): string {
