@@ -2,9 +2,11 @@
 // attach handlers to the same definitions in server/jobs/handlers.ts).
 import type { JobDefinition } from './contract.ts';
 import { JobRegistry } from './registry.ts';
+import { composeJob } from './types/compose.ts';
 import { learnJob } from './types/learn.ts';
+import { samEncodeJob } from './types/sam-encode.ts';
 
-export const builtinJobDefinitions: readonly JobDefinition[] = [learnJob];
+export const builtinJobDefinitions: readonly JobDefinition[] = [learnJob, composeJob, samEncodeJob];
 
 export function createJobRegistry(): JobRegistry {
   const registry = new JobRegistry();

@@ -3,8 +3,12 @@
 // a worker starts in a moment and loads only what its jobs need.
 import type { JobContext } from './contract.ts';
 import type { JobRegistry } from './registry.ts';
+import { composeJob, type ComposeJobInput } from './types/compose.ts';
 import { learnJob, type LearnJobInput } from './types/learn.ts';
+import { samEncodeJob, type SamEncodeJobInput } from './types/sam-encode.ts';
 
 export function attachBuiltinHandlers(registry: JobRegistry): void {
   registry.handle(learnJob, async (context: JobContext<LearnJobInput>) => (await import('./handlers/learn.ts')).runLearnJob(context));
+  registry.handle(composeJob, async (context: JobContext<ComposeJobInput>) => (await import('./handlers/compose.ts')).runComposeJob(context));
+  registry.handle(samEncodeJob, async (context: JobContext<SamEncodeJobInput>) => (await import('./handlers/sam-encode.ts')).runSamEncodeJob(context));
 }

@@ -248,6 +248,17 @@ export class ProjectStore {
     return toConcept(this.db.prepare('SELECT * FROM concepts WHERE id = ?').get(id) as ConceptRow);
   }
 
+  /** A composed image with the parameters that reproduce it (written by compose jobs). */
+  addGeneration(generation: Omit<Generation, 'id' | 'createdAt'>): Generation {
+    const id = randomUUID();
+    const now = Date.now();
+    this.db
+      .prepare('INSERT INTO generations (id, project_id, compose_job_id, prompt, params, image_sha256, report_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(id, generation.projectId, generation.composeJobId, generation.prompt, JSON.stringify(generation.params), generation.imageSha256, generation.reportSha256, now);
+    this.touch(generation.projectId, now);
+    return toGeneration(this.db.prepare('SELECT * FROM generations WHERE id = ?').get(id) as GenerationRow);
+  }
+
   requireInstance(id: string): Instance {
     const row = this.db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as InstanceRow | undefined;
     if (!row) throw new NotFoundError('instance', id);
