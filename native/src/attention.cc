@@ -3,7 +3,6 @@
 // the probabilities from q, k and the saved log-sum-exp (or reads the saved probabilities).
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "common.h"
 #include "fused.h"
@@ -51,23 +50,24 @@ void padColumns(const float* src, int64_t rows, int64_t cols, float* dst, int64_
   }
 }
 
-// Operands of one head laid out for smallGemm: n dimensions padded to multiples of 8.
+// Operands of one head laid out for smallGemm (n dimensions padded to multiples of 8), in the calling thread's scratch
+// slots 2 and 3.
 struct Head {
   int64_t keys, dim, keysPadded, dimPadded;
-  std::vector<float> kT;    // [dim × keysPadded]
-  std::vector<float> kPad;  // [keys × dimPadded]
+  float* kT;    // [dim × keysPadded]
+  float* kPad;  // [keys × dimPadded]
 
   Head(const AttentionShape& s, const HeadView& view)
       : keys(s.keys), dim(s.headDim), keysPadded(roundUp8(s.keys)), dimPadded(roundUp8(s.headDim)),
-        kT(static_cast<size_t>(dim * keysPadded), 0.0f), kPad(static_cast<size_t>(keys * dimPadded)) {
-    transposeInto(view.k, keys, dim, dim, kT.data(), keysPadded);
-    padColumns(view.k, keys, dim, kPad.data(), dimPadded);
+        kT(scratch(2, dim * keysPadded)), kPad(scratch(3, keys * dimPadded)) {
+    transposeInto(view.k, keys, dim, dim, kT, keysPadded);
+    padColumns(view.k, keys, dim, kPad, dimPadded);
   }
 };
 
 // logits[r × keysPadded] = (q rows) · kᵀ, then scale and mask on the first `keys` columns of each row
 void scaledLogits(const AttentionShape& s, const HeadView& view, const Head& head, int64_t first, int64_t rows, float* logits) {
-  smallGemm(rows, head.keysPadded, head.dim, view.q + first * head.dim, head.dim, head.kT.data(), head.keysPadded, logits,
+  smallGemm(rows, head.keysPadded, head.dim, view.q + first * head.dim, head.dim, head.kT, head.keysPadded, logits,
             head.keysPadded, false);
   for (int64_t r = 0; r < rows; r++) {
     float* row = logits + r * head.keysPadded;
@@ -97,12 +97,13 @@ void attentionForward(const AttentionShape& s, const float* q, const float* k, c
     const int64_t rows = std::min(queries, first + kRowBlock) - first;
     const HeadView view = headView(s, q, k, v, bh);
     const Head head(s, view);
-    std::vector<float> vPad(static_cast<size_t>(keys * head.dimPadded));
-    padColumns(view.v, keys, d, vPad.data(), head.dimPadded);
-    std::vector<float> p(static_cast<size_t>(rows * head.keysPadded)), o(static_cast<size_t>(rows * head.dimPadded));
-    scaledLogits(s, view, head, first, rows, p.data());
+    float* vPad = scratch(4, keys * head.dimPadded);
+    padColumns(view.v, keys, d, vPad, head.dimPadded);
+    float* p = scratch(5, rows * head.keysPadded);
+    float* o = scratch(6, rows * head.dimPadded);
+    scaledLogits(s, view, head, first, rows, p);
     for (int64_t r = 0; r < rows; r++) {
-      float* row = p.data() + r * head.keysPadded;
+      float* row = p + r * head.keysPadded;
       const float top = maxOf(row, keys);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -116,10 +117,8 @@ void attentionForward(const AttentionShape& s, const float* q, const float* k, c
       lse[index] = top + std::log(sum);
       if (probs) std::copy(row, row + keys, probs + index * keys);
     }
-    smallGemm(rows, head.dimPadded, keys, p.data(), head.keysPadded, vPad.data(), head.dimPadded, o.data(), head.dimPadded, false);
-    for (int64_t r = 0; r < rows; r++) {
-      std::copy(o.data() + r * head.dimPadded, o.data() + r * head.dimPadded + d, out + (bh * queries + first + r) * d);
-    }
+    smallGemm(rows, head.dimPadded, keys, p, head.keysPadded, vPad, head.dimPadded, o, head.dimPadded, false);
+    for (int64_t r = 0; r < rows; r++) std::copy(o + r * head.dimPadded, o + r * head.dimPadded + d, out + (bh * queries + first + r) * d);
   });
 }
 
@@ -131,30 +130,36 @@ void attentionBackward(const AttentionShape& s, const float* q, const float* k, 
     const HeadView view = headView(s, q, k, v, bh);
     const Head head(s, view);
     const int64_t kp = head.keysPadded, dp = head.dimPadded;
-    std::vector<float> vT(static_cast<size_t>(d * kp), 0.0f);
-    transposeInto(view.v, keys, d, d, vT.data(), kp);
-    std::vector<float> dkAcc(static_cast<size_t>(keys * dp), 0.0f), dvAcc(dkAcc.size(), 0.0f);
-    std::vector<float> p(static_cast<size_t>(kRowBlock * kp)), dScores(p.size());
-    std::vector<float> qPad(static_cast<size_t>(kRowBlock * dp)), doPad(qPad.size()), dqBlock(qPad.size());
+    float* vT = scratch(4, d * kp);
+    transposeInto(view.v, keys, d, d, vT, kp);
+    float* dkAcc = scratch(5, keys * dp);
+    float* dvAcc = scratch(6, keys * dp);
+    std::fill(dkAcc, dkAcc + keys * dp, 0.0f);
+    std::fill(dvAcc, dvAcc + keys * dp, 0.0f);
+    float* p = scratch(7, kRowBlock * kp);
+    float* dScores = scratch(8, kRowBlock * kp);
+    float* qPad = scratch(9, kRowBlock * dp);
+    float* doPad = scratch(10, kRowBlock * dp);
+    float* dqBlock = scratch(11, kRowBlock * dp);
     const float* doutHead = dout + bh * queries * d;
     for (int64_t first = 0; first < queries; first += kRowBlock) {
       const int64_t rows = std::min(queries, first + kRowBlock) - first;
       const int64_t rowIndex = bh * queries + first;
       if (probs) {
-        for (int64_t r = 0; r < rows; r++) std::copy(probs + (rowIndex + r) * keys, probs + (rowIndex + r + 1) * keys, p.data() + r * kp);
+        for (int64_t r = 0; r < rows; r++) std::copy(probs + (rowIndex + r) * keys, probs + (rowIndex + r + 1) * keys, p + r * kp);
       } else {
-        scaledLogits(s, view, head, first, rows, p.data());
+        scaledLogits(s, view, head, first, rows, p);
         for (int64_t r = 0; r < rows; r++) {
-          float* row = p.data() + r * kp;
+          float* row = p + r * kp;
           const float shift = lse[rowIndex + r];
           for (int64_t j = 0; j < keys; j++) row[j] = expApprox(row[j] - shift);
         }
       }
       // dP = dO·vᵀ (+ the gradient arriving at the probabilities output)
-      smallGemm(rows, kp, d, doutHead + first * d, d, vT.data(), kp, dScores.data(), kp, false);
+      smallGemm(rows, kp, d, doutHead + first * d, d, vT, kp, dScores, kp, false);
       for (int64_t r = 0; r < rows; r++) {
-        float* g = dScores.data() + r * kp;
-        const float* pr = p.data() + r * kp;
+        float* g = dScores + r * kp;
+        const float* pr = p + r * kp;
         if (dprobs) {
           const float* extra = dprobs + (rowIndex + r) * keys;
           for (int64_t j = 0; j < keys; j++) g[j] += extra[j];
@@ -166,17 +171,17 @@ void attentionBackward(const AttentionShape& s, const float* q, const float* k, 
         for (int64_t j = 0; j < keys; j++) g[j] = pr[j] * (g[j] - dot) * s.scale;
       }
       // dQ = dS·k
-      smallGemm(rows, dp, keys, dScores.data(), kp, head.kPad.data(), dp, dqBlock.data(), dp, false);
-      for (int64_t r = 0; r < rows; r++) std::copy(dqBlock.data() + r * dp, dqBlock.data() + r * dp + d, dq + (rowIndex + r) * d);
+      smallGemm(rows, dp, keys, dScores, kp, head.kPad, dp, dqBlock, dp, false);
+      for (int64_t r = 0; r < rows; r++) std::copy(dqBlock + r * dp, dqBlock + r * dp + d, dq + (rowIndex + r) * d);
       // dV += Pᵀ·dO and dK += dSᵀ·q
-      padColumns(doutHead + first * d, rows, d, doPad.data(), dp);
-      padColumns(view.q + first * d, rows, d, qPad.data(), dp);
-      smallGemmTransA(keys, dp, rows, p.data(), kp, doPad.data(), dp, dvAcc.data(), dp, true);
-      smallGemmTransA(keys, dp, rows, dScores.data(), kp, qPad.data(), dp, dkAcc.data(), dp, true);
+      padColumns(doutHead + first * d, rows, d, doPad, dp);
+      padColumns(view.q + first * d, rows, d, qPad, dp);
+      smallGemmTransA(keys, dp, rows, p, kp, doPad, dp, dvAcc, dp, true);
+      smallGemmTransA(keys, dp, rows, dScores, kp, qPad, dp, dkAcc, dp, true);
     }
     for (int64_t j = 0; j < keys; j++) {
-      std::copy(dkAcc.data() + j * dp, dkAcc.data() + j * dp + d, dk + (bh * keys + j) * d);
-      std::copy(dvAcc.data() + j * dp, dvAcc.data() + j * dp + d, dv + (bh * keys + j) * d);
+      std::copy(dkAcc + j * dp, dkAcc + j * dp + d, dk + (bh * keys + j) * d);
+      std::copy(dvAcc + j * dp, dvAcc + j * dp + d, dv + (bh * keys + j) * d);
     }
   });
 }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -170,6 +171,22 @@ int blasCurrent = 0;
 constexpr double kBlasMultiThreadFlops = 4e6;
 
 }  // namespace
+
+float* scratch(int slot, int64_t floats) {
+  struct Buffer {
+    std::unique_ptr<float[]> data;
+    int64_t size = 0;
+  };
+  thread_local std::vector<Buffer> buffers;
+  if (slot < 0) throw ArgumentError("negative scratch slot");
+  if (static_cast<size_t>(slot) >= buffers.size()) buffers.resize(static_cast<size_t>(slot) + 1);
+  Buffer& buffer = buffers[static_cast<size_t>(slot)];
+  if (buffer.size < floats) {
+    buffer.data.reset(new float[static_cast<size_t>(floats)]);
+    buffer.size = floats;
+  }
+  return buffer.data.get();
+}
 
 int poolThreads() {
   if (!pool) pool = new Pool(envThreads());

@@ -49,6 +49,11 @@ void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn);
 int poolThreads();
 void setPoolThreads(int threads);
 
+// Uninitialised per-thread scratch of at least `floats` floats, reused across calls (zeroing or freeing a fresh
+// buffer per call costs more than small kernels themselves). Slots give a thread several live buffers at once; a
+// slot's buffer is valid until the same thread asks for that slot again.
+float* scratch(int slot, int64_t floats);
+
 // Work below this many floats touched runs on the calling thread: waking a worker costs more than it saves.
 constexpr int64_t kParallelWork = int64_t{1} << 15;
 

@@ -129,12 +129,11 @@ void conv2dForward(const ConvGeometry& g, const float* x, const float* w, float*
     return;
   }
   const int64_t chunk = std::max<int64_t>(1, std::min(pixels, kColumnBudget / K));
-  std::vector<float> cols(static_cast<size_t>(chunk * K));
+  float* cols = scratch(0, chunk * K);
   for (int64_t first = 0; first < pixels; first += chunk) {
     const int64_t count = std::min(chunk, pixels - first);
-    im2col(g, x, cols.data(), first, count);
-    sgemm(false, false, count, g.outChannels, K, cols.data(), K, w, g.outChannels, 0.0f, y + first * g.outChannels,
-          g.outChannels);
+    im2col(g, x, cols, first, count);
+    sgemm(false, false, count, g.outChannels, K, cols, K, w, g.outChannels, 0.0f, y + first * g.outChannels, g.outChannels);
   }
 }
 
@@ -150,25 +149,26 @@ void conv2dBackpropInput(const ConvGeometry& g, const float* dy, const float* w,
   if (unitStride && g.padTop < g.filterHeight && g.padLeft < g.filterWidth) {
     // With stride 1 the input gradient is a forward convolution of dy with the filter rotated by 180° and its
     // channel axes swapped: pure gathers, no scatter-add.
-    std::vector<float> rotated(static_cast<size_t>(g.filterSize()));
+    // slot 1: conv2dForward below uses slot 0 for its columns
+    float* rotated = scratch(1, g.filterSize());
     const int64_t taps = g.filterHeight * g.filterWidth;
     forEachTask(taps, g.inChannels * g.outChannels, [&](int64_t tap) {
       const float* src = w + (taps - 1 - tap) * g.inChannels * g.outChannels;
-      transposeBlocked(src, g.inChannels, g.outChannels, rotated.data() + tap * g.outChannels * g.inChannels);
+      transposeBlocked(src, g.inChannels, g.outChannels, rotated + tap * g.outChannels * g.inChannels);
     });
     const ConvGeometry flipped{g.batch, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth, g.inChannels,
                                g.inHeight, g.inWidth, 1, 1, g.filterHeight - 1 - g.padTop, g.filterWidth - 1 - g.padLeft, 1, 1};
-    conv2dForward(flipped, dy, rotated.data(), dx);
+    conv2dForward(flipped, dy, rotated, dx);
     return;
   }
   const int64_t perImage = g.outHeight * g.outWidth;
   const int64_t images = std::max<int64_t>(1, std::min(g.batch, kColumnBudget / (perImage * K)));
-  std::vector<float> cols(static_cast<size_t>(images * perImage * K));
+  float* cols = scratch(0, images * perImage * K);
   for (int64_t first = 0; first < g.batch; first += images) {
     const int64_t count = std::min(images, g.batch - first);
     sgemm(false, true, count * perImage, K, g.outChannels, dy + first * perImage * g.outChannels, g.outChannels, w,
-          g.outChannels, 0.0f, cols.data(), K);
-    col2imGather(g, cols.data(), dx, first, count);
+          g.outChannels, 0.0f, cols, K);
+    col2imGather(g, cols, dx, first, count);
   }
 }
 
@@ -181,12 +181,12 @@ void conv2dBackpropFilter(const ConvGeometry& g, const float* x, const float* dy
     return;
   }
   const int64_t chunk = std::max<int64_t>(1, std::min(pixels, kColumnBudget / K));
-  std::vector<float> cols(static_cast<size_t>(chunk * K));
+  float* cols = scratch(0, chunk * K);
   for (int64_t first = 0; first < pixels; first += chunk) {
     const int64_t count = std::min(chunk, pixels - first);
-    im2col(g, x, cols.data(), first, count);
-    sgemm(true, false, K, g.outChannels, count, cols.data(), K, dy + first * g.outChannels, g.outChannels,
-          first == 0 ? 0.0f : 1.0f, dw, g.outChannels);
+    im2col(g, x, cols, first, count);
+    sgemm(true, false, K, g.outChannels, count, cols, K, dy + first * g.outChannels, g.outChannels, first == 0 ? 0.0f : 1.0f,
+          dw, g.outChannels);
   }
 }
 
