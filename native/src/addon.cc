@@ -281,7 +281,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
     if (argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads <= 0) {
       throw ArgumentError("setThreads expects a positive integer");
     }
-    setMaxBlasThreads(threads);
     setPoolThreads(threads);
     return undefined(env);
   });
@@ -291,7 +290,7 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value result, threads, core, config;
   napi_create_object(env, &result);
-  napi_create_int32(env, maxBlasThreads(), &threads);
+  napi_create_int32(env, poolThreads(), &threads);
   const char* coreName = openblas_get_corename();
   const char* configText = openblas_get_config();
   napi_create_string_utf8(env, coreName ? coreName : "unknown", NAPI_AUTO_LENGTH, &core);
@@ -303,6 +302,8 @@ napi_value Info(napi_env env, napi_callback_info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
+  // Every GEMM is split over our own pool; OpenBLAS's threads would spin between calls and steal the cores.
+  openblas_set_num_threads(1);
   const napi_property_descriptor functions[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dForward", nullptr, Conv2dForward, nullptr, nullptr, nullptr, napi_default, nullptr},

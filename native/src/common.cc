@@ -1,12 +1,12 @@
 #include "common.h"
 
-#include <cblas.h>
 #include <sched.h>
-#if defined(__SSE__)
-#include <xmmintrin.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <cstdlib>
@@ -73,14 +73,14 @@ namespace {
 constexpr unsigned kFlushDenormals = 0x8040;
 
 void flushDenormalsOnThisThread() {
-#if defined(__SSE__)
+#if defined(__SSE2__)
   _mm_setcsr(_mm_getcsr() | kFlushDenormals);
 #endif
 }
 
 class FlushDenormalsScope {
  public:
-#if defined(__SSE__)
+#if defined(__SSE2__)
   FlushDenormalsScope() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFlushDenormals); }
   ~FlushDenormalsScope() { _mm_setcsr(saved_); }
 
@@ -96,7 +96,15 @@ int envThreads() {
   return threads > 0 ? threads : 1;
 }
 
-// Workers sleep on a condition variable between calls: spinning would steal the core from OpenBLAS and V8.
+thread_local bool insidePool = false;
+constexpr std::chrono::microseconds kSpin{50};
+
+inline void pause() {
+#if defined(__SSE2__)
+  _mm_pause();
+#endif
+}
+
 class Pool {
  public:
   explicit Pool(int threads) {
@@ -105,7 +113,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& worker : workers_) worker.join();
@@ -113,21 +121,23 @@ class Pool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& fn) {
-    if (workers_.empty() || chunks <= 1) {
+    if (workers_.empty() || chunks <= 1 || insidePool) {
       for (int64_t i = 0; i < chunks; i++) fn(i);
       return;
     }
+    insidePool = true;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       task_ = &fn;
       chunks_ = chunks;
       next_.store(0);
       busy_.store(static_cast<int>(workers_.size()));
-      generation_++;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
     while (busy_.load(std::memory_order_acquire) != 0) sched_yield();
+    insidePool = false;
   }
 
  private:
@@ -140,13 +150,20 @@ class Pool {
   }
   void workerLoop() {
     flushDenormalsOnThisThread();
+    insidePool = true;
     uint64_t seen = 0;
     for (;;) {
+      // Kernels come in quick succession (a few µs of JS between them): spin briefly before sleeping, so the next
+      // one does not pay a futex wake-up.
+      const auto spinUntil = std::chrono::steady_clock::now() + kSpin;
+      while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() && std::chrono::steady_clock::now() < spinUntil) {
+        pause();
+      }
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        if (stop_.load()) return;
+        seen = generation_.load();
       }
       work();
       busy_.fetch_sub(1, std::memory_order_release);
@@ -156,8 +173,8 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
   const std::function<void(int64_t)>* task_ = nullptr;
   int64_t chunks_ = 0;
   std::atomic<int64_t> next_{0};
@@ -165,10 +182,6 @@ class Pool {
 };
 
 Pool* pool = nullptr;
-int blasMax = 0;
-int blasCurrent = 0;
-// Below this many flops a GEMM finishes in well under 0.1 ms and a second thread only adds wake-up cost.
-constexpr double kBlasMultiThreadFlops = 4e6;
 
 }  // namespace
 
@@ -201,24 +214,6 @@ void setPoolThreads(int threads) {
 void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn) {
   if (!pool) pool = new Pool(envThreads());
   pool->run(chunks, fn);
-}
-
-int maxBlasThreads() {
-  if (blasMax == 0) blasMax = envThreads();
-  return blasMax;
-}
-
-void setMaxBlasThreads(int threads) {
-  blasMax = threads > 0 ? threads : 1;
-  blasCurrent = 0;
-}
-
-void useBlasThreadsFor(double flops) {
-  const int wanted = flops < kBlasMultiThreadFlops ? 1 : maxBlasThreads();
-  if (wanted != blasCurrent) {
-    openblas_set_num_threads(wanted);
-    blasCurrent = wanted;
-  }
 }
 
 napi_value guarded(napi_env env, const char* name, const std::function<napi_value()>& body) {

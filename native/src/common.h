@@ -44,7 +44,9 @@ class ArgumentError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Runs fn(chunk) for chunk in [0, chunks) on the calling thread plus the pool's workers.
+// Runs fn(chunk) for chunk in [0, chunks) on the calling thread plus the pool's workers. All parallelism of the addon
+// goes through this one pool (OpenBLAS itself runs single-threaded: its own spinning threads would compete with ours
+// for the 2 cores). A call from inside a pool task runs serially.
 void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn);
 int poolThreads();
 void setPoolThreads(int threads);
@@ -84,10 +86,6 @@ void forEachRange(int64_t n, int64_t costPerItem, Fn fn) {
   });
 }
 
-// OpenBLAS threads for a GEMM of the given size: small products run faster on one thread (no wake-up, no split).
-void useBlasThreadsFor(double flops);
-int maxBlasThreads();
-void setMaxBlasThreads(int threads);
 
 // Wraps a kernel so C++ exceptions become JS errors.
 napi_value guarded(napi_env env, const char* name, const std::function<napi_value()>& body);

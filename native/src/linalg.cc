@@ -15,11 +15,39 @@ namespace {
 // im2col scratch per chunk: 4 Mi floats keeps it within L3-sized slabs and bounds the extra memory at 16 MiB.
 constexpr int64_t kColumnBudget = int64_t{1} << 22;
 
-void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc) {
-  useBlasThreadsFor(2.0 * M * N * K);
+// Below this many flops a GEMM takes a few µs and splitting it only adds overhead.
+constexpr double kParallelGemmFlops = 2e6;
+
+void sgemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
               B, ldb, beta, C, ldc);
+}
+
+// C = op(A)·op(B) + beta·C, split into one block of rows (or columns, whichever output side is longer) per thread;
+// each block is a single-threaded OpenBLAS call.
+void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t threads = poolThreads();
+  const bool byRows = M >= N;
+  const int64_t extent = byRows ? M : N;
+  // blocks stay multiples of 16 so the OpenBLAS micro-kernels run full tiles
+  const int64_t parts = std::min<int64_t>(threads, extent / 16);
+  if (parts < 2 || 2.0 * M * N * K < kParallelGemmFlops) {
+    sgemmSerial(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int64_t block = (extent / parts + 15) / 16 * 16;
+  parallelFor(parts, [&](int64_t part) {
+    const int64_t first = part * block;
+    const int64_t count = std::min(extent, first + block) - first;
+    if (count <= 0) return;
+    if (byRows) {
+      sgemmSerial(transA, transB, count, N, K, transA ? A + first : A + first * lda, lda, B, ldb, beta, C + first * ldc, ldc);
+    } else {
+      sgemmSerial(transA, transB, M, count, K, A, lda, transB ? B + first * ldb : B + first, ldb, beta, C + first, ldc);
+    }
+  });
 }
 
 // dst[cols × rows] = src[rows × cols]ᵀ in 16×16 tiles, so neither side is walked with a large stride.
@@ -113,6 +141,13 @@ void gemmBatched(int64_t batch, bool transA, bool transB, int64_t M, int64_t N, 
   // A shared right operand and a row-major left one stack into a single taller product.
   if (batch > 1 && strideB == 0 && !transA && strideA == M * K && strideC == M * N) {
     sgemm(false, transB, batch * M, N, K, A, lda, B, ldb, 0.0f, C, N);
+    return;
+  }
+  if (batch >= poolThreads() && 2.0 * M * N * K < kParallelGemmFlops) {
+    // many small products: one per task
+    forEachTask(batch, M * N * K / 16, [&](int64_t b) {
+      sgemmSerial(transA, transB, M, N, K, A + b * strideA, lda, B + b * strideB, ldb, 0.0f, C + b * strideC, N);
+    });
     return;
   }
   for (int64_t b = 0; b < batch; b++) {
