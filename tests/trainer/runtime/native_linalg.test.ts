@@ -29,6 +29,8 @@ const matMulCases = [
   { name: 'shared right operand', a: [4, 5, 6], b: [6, 3], transposeA: false, transposeB: false },
   { name: 'shared right operand, transposeB', a: [4, 5, 6], b: [1, 3, 6], transposeA: false, transposeB: true },
   { name: 'shared left operand', a: [5, 6], b: [3, 6, 2], transposeA: false, transposeB: false },
+  { name: 'large, split over threads by rows', a: [300, 200], b: [200, 100], transposeA: false, transposeB: false },
+  { name: 'large, split by columns, both transposed', a: [200, 40], b: [300, 200], transposeA: true, transposeB: true },
   { name: 'cross broadcast (falls back)', a: [2, 1, 3, 4], b: [1, 3, 4, 2], transposeA: false, transposeB: false },
 ];
 
