@@ -37,6 +37,8 @@ export interface Row {
   error?: string;
 }
 
+/** a measurement during which other processes used more of the machine than this is retried */
+const BUSY_PERCENT = 10;
 const scriptPath = fileURLToPath(import.meta.url);
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -54,8 +56,6 @@ const { values: options } = parseArgs({
 });
 const minTimeMs = Number(options['min-time']);
 const retries = Number(options.retries);
-/** a measurement during which other processes used more of the machine than this is retried */
-const BUSY_PERCENT = 10;
 
 if (options.worker) {
   await runWorker(JSON.parse(options.worker) as Workload);
@@ -187,7 +187,9 @@ function printTable(rows: Row[], torchNote: string | null): void {
   if (busy.length > 0) console.log(`\nwarning: other processes used more than ${BUSY_PERCENT}% of the machine during ${busy.length} measurements`);
 }
 
-const busiest = (rows: Row[]) => Math.max(...rows.map((r) => r.background_pct ?? 0));
+function busiest(rows: Row[]): number {
+  return Math.max(...rows.map((r) => r.background_pct ?? 0));
+}
 
 /** Runs a measurement until its background load stays under BUSY_PERCENT, at most 1 + retries times. */
 async function quietest(measure: () => Row[]): Promise<Row[]> {
