@@ -38,6 +38,8 @@ export interface ExportOptions {
   note?: string;
   /** new names for tokens, e.g. { '<asset0>': '<mug>' } */
   rename?: Record<string, string>;
+  /** instance names replacing the concept's, by (original) token, e.g. { '<asset0>': 'blue mug' } */
+  names?: Record<string, string>;
 }
 
 interface ConceptLora {
@@ -190,7 +192,7 @@ export async function buildPack(conceptDir: string, options: ExportOptions = {})
     const box = maskBox(mask, resolution, resolution);
     instances.push({
       token: tokens[i]!,
-      name: entry.name,
+      name: options.names?.[entry.token] ?? entry.name,
       initializer: entry.initializer,
       box,
       mask: readFileSync(maskPath).toString('base64'),
