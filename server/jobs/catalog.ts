@@ -4,9 +4,11 @@ import type { JobDefinition } from './contract.ts';
 import { JobRegistry } from './registry.ts';
 import { composeJob } from './types/compose.ts';
 import { learnJob } from './types/learn.ts';
+import { packExportJob } from './types/pack-export.ts';
+import { packImportJob } from './types/pack-import.ts';
 import { samEncodeJob } from './types/sam-encode.ts';
 
-export const builtinJobDefinitions: readonly JobDefinition[] = [learnJob, composeJob, samEncodeJob];
+export const builtinJobDefinitions: readonly JobDefinition[] = [learnJob, composeJob, samEncodeJob, packExportJob, packImportJob];
 
 export function createJobRegistry(): JobRegistry {
   const registry = new JobRegistry();
