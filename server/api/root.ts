@@ -1,5 +1,6 @@
 import { artifactsRouter } from './routers/artifacts.ts';
 import { jobsRouter } from './routers/jobs.ts';
+import { packsRouter } from './routers/packs.ts';
 import { projectsRouter } from './routers/projects.ts';
 import { publicProcedure, router } from './trpc.ts';
 
@@ -8,6 +9,7 @@ export const appRouter = router({
   projects: projectsRouter,
   artifacts: artifactsRouter,
   jobs: jobsRouter,
+  packs: packsRouter,
 });
 
 export type AppRouter = typeof appRouter;
