@@ -1,9 +1,11 @@
 // What a pack is checked against before it is imported: the base model's identity (id and weights hash), its
 // text-encoder width and the projections a LoRA may adapt, all read from the model folder's config and safetensors
 // headers (no weights are loaded, no tensor engine is needed).
-import { readPipelineIndex, requireComponent, WeightSource } from '../io/diffusers.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, readPipelineIndex, requireComponent, WeightSource } from '../io/diffusers.ts';
 import { hashModelWeights, modelId } from '../concepts/format.ts';
-import { kohyaModuleName, PackBaseModelError, PackError, type LoraComponent, type Pack } from './format.ts';
+import { kohyaModuleName, PackBaseModelError, PackError, TOKEN_PATTERN, type LoraComponent, type Pack } from './format.ts';
 
 export interface LoraTargetModule {
   component: LoraComponent;
@@ -20,6 +22,8 @@ export interface BaseModelProfile {
   hiddenSize: number;
   /** kohya module name -> the projection it adapts; the projections the studio's LoRA trains (trainer/concepts/lora.ts) */
   modules: Map<string, LoraTargetModule>;
+  /** entries of the tokenizer's vocabulary that look like pack tokens: an imported token must not be one of them */
+  vocabularyTokens: Set<string>;
 }
 
 const TOKEN_TABLE = 'text_model.embeddings.token_embedding.weight';
@@ -50,6 +54,17 @@ function componentModules(componentDir: string, component: LoraComponent, into: 
   }
 }
 
+/** Vocabulary entries (vocab.json, added_tokens.json) shaped like pack tokens, which the tokenizer would refuse to add. */
+function vocabularyTokens(modelDir: string): Set<string> {
+  const tokens = new Set<string>();
+  for (const file of ['vocab.json', 'added_tokens.json']) {
+    const path = join(modelDir, 'tokenizer', file);
+    if (!existsSync(path)) continue;
+    for (const token of Object.keys(readJson<Record<string, number>>(path))) if (TOKEN_PATTERN.test(token)) tokens.add(token);
+  }
+  return tokens;
+}
+
 /** Reads the profile of a diffusers model folder (hashing its weights takes a few seconds on a full-size model). */
 export async function profileBaseModel(modelDir: string): Promise<BaseModelProfile> {
   const index = readPipelineIndex(modelDir);
@@ -58,7 +73,7 @@ export async function profileBaseModel(modelDir: string): Promise<BaseModelProfi
   const textEncoderDir = requireComponent(modelDir, index, 'text_encoder', ['CLIPTextModel']);
   const table = componentModules(textEncoderDir, 'text_encoder', modules);
   if (!table || table.length !== 2) throw new PackError(`${textEncoderDir}: no ${TOKEN_TABLE} in the weights`);
-  return { dir: modelDir, id: modelId(modelDir), weightsHash: await hashModelWeights(modelDir), hiddenSize: table[1]!, modules };
+  return { dir: modelDir, id: modelId(modelDir), weightsHash: await hashModelWeights(modelDir), hiddenSize: table[1]!, modules, vocabularyTokens: vocabularyTokens(modelDir) };
 }
 
 export interface BaseModelCheck {

@@ -15,7 +15,7 @@ export interface ImportOptions extends BaseModelCheckOptions, ReadPackOptions {
   base: BaseModelProfile;
   /** the concept folder to create (must not exist, or be empty) */
   outDir: string;
-  /** tokens already in use where the concept will be loaded (other concepts of the project) */
+  /** tokens already in use where the concept will be loaded (other concepts of the project); the base vocabulary's are added */
   takenTokens?: Iterable<string>;
 }
 
@@ -53,7 +53,7 @@ export function importPack(bytes: Uint8Array, options: ImportOptions): ImportRes
   const check = checkPackForBase(pack, options.base, options);
   const { tokens, renamed } = resolveTokenClashes(
     pack.instances.map((instance) => instance.token),
-    options.takenTokens ?? [],
+    [...(options.takenTokens ?? []), ...options.base.vocabularyTokens],
   );
   const hidden = pack.baseModel.hiddenSize;
   const rows = new Float32Array(tokens.length * hidden);

@@ -1,7 +1,7 @@
 // Export -> import -> compose gives the same image for a seed as composing with the concept folder that was exported,
 // on tiny-sd with a concept learned by the fast preset (cut down); a renamed token composes the same image too.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -81,4 +81,17 @@ test('a pack imported beside its own concept gets renamed tokens, which compose 
   const original = await composeWith(conceptDir, 'a photo of <asset0> and <asset1>');
   const renamed = await composeWith(imported.dir, 'a photo of <asset0-2> and <asset1-3>');
   assert.equal(maxDifference(original, renamed), 0);
+});
+
+test('a token that the base tokenizer already has (added_tokens.json) is renamed too', async () => {
+  const model = join(root, 'tiny-sd-with-token');
+  mkdirSync(model);
+  for (const entry of readdirSync(TINY_SD)) if (entry !== 'tokenizer') symlinkSync(join(TINY_SD, entry), join(model, entry));
+  cpSync(join(TINY_SD, 'tokenizer'), join(model, 'tokenizer'), { recursive: true });
+  writeFileSync(join(model, 'tokenizer', 'added_tokens.json'), JSON.stringify({ '<asset1>': 1000 }));
+  const base = await profileBaseModel(model);
+  assert.deepEqual([...base.vocabularyTokens], ['<asset1>']);
+  const { bytes } = await buildPack(conceptDir);
+  const imported = importPack(bytes, { base, outDir: join(root, 'vocabulary') });
+  assert.deepEqual(imported.renamed, { '<asset1>': '<asset1-2>' });
 });
