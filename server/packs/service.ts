@@ -33,7 +33,7 @@ export interface PublishRequest {
   name?: string;
   note?: string;
   visibility: PackVisibility;
-  /** which learning run (concept folder) to pack; default: the project's latest */
+  /** which concept folder to pack (also an imported one); default: the project's latest learning run */
   folderSha256?: string;
   /** token names in the pack; default: each instance's current name (<mug>), where it makes a valid, unique token */
   rename?: Record<string, string>;
@@ -43,8 +43,8 @@ export interface PublishRequest {
 export async function publishProject(services: ServerServices, request: PublishRequest): Promise<JobRecord> {
   const detail = services.projects.detail(request.projectId);
   const learned = detail.concepts.filter((concept) => concept.folderSha256);
-  const folder = request.folderSha256 ?? learned.at(-1)?.folderSha256;
-  if (!folder) throw new ConflictError('this project has no learned concepts yet: learn its instances first');
+  const folder = request.folderSha256 ?? learned.filter((concept) => concept.metadata.source !== 'pack').at(-1)?.folderSha256;
+  if (!folder) throw new ConflictError('this project has no concepts learned from its photo yet: learn its instances first (imported packs are published by giving their folderSha256)');
   const concepts = learned.filter((concept) => concept.folderSha256 === folder);
   if (concepts.length === 0) throw new NotFoundError('concept folder of this project', folder);
   const instances = new Map(detail.instances.map((instance) => [instance.id, instance]));

@@ -143,6 +143,7 @@ describe('the pack library', () => {
     const again = (await finished(await caller.packs.importIntoProject({ projectId: target.id, shareToken: published.shareToken, model: TINY_SD }))).result as unknown as PackImportJobResult;
     assert.deepEqual(again.renamed, { '<mug>': '<mug-2>', '<desk-lamp>': '<desk-lamp-2>' });
     assert.deepEqual(harness.services.projects.detail(target.id).concepts.map((c) => c.token), ['<mug>', '<desk-lamp>', '<mug-2>', '<desk-lamp-2>']);
+    await assert.rejects(caller.packs.publish({ projectId: target.id }), rejectsWith('CONFLICT', /no concepts learned from its photo/));
   });
 
   test('upload: a pack file joins the library once; a damaged one is a BAD_REQUEST that says why', async () => {
@@ -176,7 +177,7 @@ describe('the pack library', () => {
     assert.match(failed.error!.message, /learned on base model 'tiny-sd' \(sha256:[0-9a-f]{12}…\), but this model is 'tiny-sd2'/);
     assert.deepEqual(harness.services.projects.detail(empty.id).concepts, []);
 
-    await assert.rejects(caller.packs.publish({ projectId: empty.id }), rejectsWith('CONFLICT', /no learned concepts/));
+    await assert.rejects(caller.packs.publish({ projectId: empty.id }), rejectsWith('CONFLICT', /no concepts learned from its photo/));
     await assert.rejects(caller.packs.importIntoProject({ projectId: empty.id }), rejectsWith('BAD_REQUEST', /exactly one of packId and shareToken/));
     await assert.rejects(caller.packs.publish({ projectId: source.id, rename: { '<asset0>': '<Bad Token>' } }), rejectsWith('BAD_REQUEST', /pack token/));
   });
