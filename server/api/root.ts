@@ -1,7 +1,9 @@
 import { artifactsRouter } from './routers/artifacts.ts';
 import { jobsRouter } from './routers/jobs.ts';
+import { masksRouter } from './routers/masks.ts';
 import { packsRouter } from './routers/packs.ts';
 import { projectsRouter } from './routers/projects.ts';
+import { studioRouter } from './routers/studio.ts';
 import { publicProcedure, router } from './trpc.ts';
 
 export const appRouter = router({
@@ -9,6 +11,8 @@ export const appRouter = router({
   projects: projectsRouter,
   artifacts: artifactsRouter,
   jobs: jobsRouter,
+  studio: studioRouter,
+  masks: masksRouter,
   packs: packsRouter,
 });
 

@@ -1,0 +1,3 @@
+export function artifactUrl(sha256: string): string {
+  return `/api/artifacts/${sha256}`;
+}

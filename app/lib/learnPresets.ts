@@ -1,0 +1,10 @@
+// The learning presets as the studio presents them. Step counts are trainer/learn/options.ts's (a test keeps them
+// equal).
+export const LEARN_PRESET_INFO = [
+  { id: 'fast', title: 'Fast', steps: [80, 20], text: 'A quick first try: the same losses on a short schedule. Seconds on the sample model.' },
+  { id: 'paper', title: 'Paper', steps: [800, 400], text: 'The paper’s schedule: 200 reward then 600 penalty steps for the tokens, then a LoRA fine-tune.' },
+  { id: 'reference', title: 'Reference', steps: [600, 400], text: 'The MIFO reference code: full fine-tuning with prior preservation (class images are made once and cached).' },
+  { id: 'bas', title: 'Break-a-Scene', steps: [400, 400], text: 'The Break-a-Scene baseline, for comparison with MIFO.' },
+] as const;
+
+export type LearnPresetId = (typeof LEARN_PRESET_INFO)[number]['id'];

@@ -1,0 +1,5 @@
+import { PackBrowser } from '../components/packs/PackBrowser.tsx';
+
+export default function PacksPage() {
+  return <PackBrowser />;
+}

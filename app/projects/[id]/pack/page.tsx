@@ -1,0 +1,5 @@
+import { SharePanel } from '../../../components/packs/SharePanel.tsx';
+
+export default async function PackPage({ params }: { params: Promise<{ id: string }> }) {
+  return <SharePanel projectId={(await params).id} />;
+}

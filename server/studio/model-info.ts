@@ -1,0 +1,40 @@
+// What the web server knows about the base model without loading it: its folder (MIFO_MODEL, else the embedded
+// models/default, as the workers resolve it), its name and the square resolution it learns and composes at, read
+// from the diffusers JSON files.
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { defaultModelDir } from '../../trainer/cli/default_model.ts';
+
+export type ModelInfo =
+  | { available: true; dir: string; name: string; resolution: number }
+  | { available: false; problem: string };
+
+function readJson(path: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+}
+
+export function readModelInfo(dir: string): ModelInfo {
+  if (!existsSync(join(dir, 'model_index.json'))) return { available: false, problem: `${dir} is not a diffusers model folder (no model_index.json)` };
+  try {
+    const index = readJson(join(dir, 'model_index.json'));
+    const unet = readJson(join(dir, 'unet', 'config.json'));
+    const vae = readJson(join(dir, 'vae', 'config.json'));
+    const sampleSize = Number(unet.sample_size ?? 64);
+    const vaeLevels = Array.isArray(vae.block_out_channels) ? vae.block_out_channels.length : 4;
+    const name = typeof index._name_or_path === 'string' && index._name_or_path ? basename(index._name_or_path) : basename(dir);
+    return { available: true, dir, name, resolution: sampleSize * 2 ** (vaeLevels - 1) };
+  } catch (error) {
+    return { available: false, problem: `the model in ${dir} cannot be read: ${(error as Error).message}` };
+  }
+}
+
+/** The model the workers use when a job names none. */
+export function defaultModelInfo(): ModelInfo {
+  let dir: string;
+  try {
+    dir = defaultModelDir();
+  } catch (error) {
+    return { available: false, problem: (error as Error).message };
+  }
+  return readModelInfo(dir);
+}
