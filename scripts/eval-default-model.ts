@@ -1,0 +1,94 @@
+// The acceptance measurements of the embedded default model (the figures of models/default/README.md):
+//
+//   npx tsx scripts/eval-default-model.ts                      all three on models/default (or $MIFO_MODEL)
+//     --model DIR          another diffusers folder
+//     --cases N            held-out captions (1-3 objects, seeds 0..N-1), default 200
+//     --steps N            DDIM steps (default 25)        --guidance G   CFG scale (default 5)
+//     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
+//     --timing-runs N      timed generations after a warm-up (default 5)
+//     --only LIST          a subset of: generation,psnr,timing
+//     --out DIR            also write every generated image, a grid and report.json there
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { writePng, type RgbImage } from '../trainer/io/image.ts';
+import { defaultModelDir } from '../trainer/cli/default_model.ts';
+import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
+import { initRuntime } from '../trainer/runtime/backend.ts';
+import { evaluateGeneration, evaluateReconstruction, timeGeneration, type GenerationReport, type TimingReport } from '../trainer/train/evaluate.ts';
+import { writePreviewGrid } from '../trainer/train/preview.ts';
+import type { ReconstructionReport } from '../trainer/train/vae_stage.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    cases: { type: 'string', default: '200' },
+    steps: { type: 'string', default: '25' },
+    guidance: { type: 'string', default: '5' },
+    'psnr-scenes': { type: 'string', default: '200' },
+    'timing-runs': { type: 'string', default: '5' },
+    only: { type: 'string', default: 'generation,psnr,timing' },
+    out: { type: 'string' },
+  },
+});
+
+function count(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
+  return n;
+}
+
+const parts = new Set(values.only.split(',').map((s) => s.trim()));
+for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
+const settings = { steps: count('steps', values.steps), guidance: Number(values.guidance) };
+if (!(settings.guidance >= 0)) throw new Error(`--guidance must be ≥ 0, got ${values.guidance}`);
+const modelDir = resolve(values.model ?? defaultModelDir());
+const outDir = values.out ? resolve(values.out) : null;
+if (outDir) mkdirSync(outDir, { recursive: true });
+
+const runtime = await initRuntime();
+console.log(`model ${modelDir}\nengine ${runtime.description}`);
+const pipeline = StableDiffusionPipeline.fromPretrained(modelDir);
+const report: { model: string; engine: string; generation?: GenerationReport; psnr?: ReconstructionReport; timing?: TimingReport } = {
+  model: modelDir,
+  engine: runtime.description,
+};
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+if (parts.has('psnr')) {
+  report.psnr = evaluateReconstruction(pipeline, count('psnr-scenes', values['psnr-scenes']));
+  const p = report.psnr;
+  console.log(`VAE reconstruction on ${p.images} held-out scenes: mean PSNR ${p.meanPsnr.toFixed(2)} dB, pooled ${p.pooledPsnr.toFixed(2)} dB, worst ${p.worstPsnr.toFixed(2)} dB`);
+}
+
+if (parts.has('timing')) {
+  report.timing = await timeGeneration(pipeline, count('timing-runs', values['timing-runs']), settings);
+  const t = report.timing;
+  console.log(`one ${settings.steps}-step generation (guidance ${settings.guidance}): median ${(t.medianMs / 1000).toFixed(2)} s (min ${(t.minMs / 1000).toFixed(2)}, max ${(t.maxMs / 1000).toFixed(2)}, ${t.runs} runs)`);
+}
+
+if (parts.has('generation')) {
+  const images: RgbImage[] = [];
+  const started = Date.now();
+  report.generation = await evaluateGeneration(pipeline, count('cases', values.cases), settings, {
+    onImage: async (index, image, result) => {
+      images.push(image);
+      if (outDir) await writePng(join(outDir, `case-${String(result.seed).padStart(3, '0')}.png`), image);
+      if ((index + 1) % 20 === 0) console.log(`  ${index + 1} images, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    },
+  });
+  const g = report.generation;
+  console.log(
+    `text-to-image on ${g.cases} held-out captions (seeds 0-${g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}):\n` +
+      `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
+      ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
+      `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
+      `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)`,
+  );
+  if (outDir) {
+    await writePreviewGrid(outDir, 0, images, 20, g.results.map((r) => `${r.shapeAndColour ? 'ok ' : 'BAD'} seed ${r.seed}: ${r.caption}`));
+  }
+}
+
+if (outDir) writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+pipeline.dispose();

@@ -1,0 +1,76 @@
+// Trains the embedded default model (models/default) from nothing: the VAE, then the text encoder and UNet, on the
+// procedural world, on the CPU engine. Rerunning the same command continues from the last checkpoint; Ctrl-C (or
+// SIGTERM) stops after the current step with a checkpoint.
+//
+//   npx tsx scripts/train-default-model.ts                       the whole recipe (configs/default.json)
+//     --recipe FILE      recipe JSON (default trainer/train/configs/default.json)
+//     --work DIR         work folder: checkpoints, loss.jsonl, previews (default data/default-model)
+//     --out DIR          the finished diffusers folder (default models/default)
+//     --max-steps N      stop (with a checkpoint) after N optimizer steps in this run
+//     --max-minutes M    stop (with a checkpoint) after M minutes in this run
+//     --export DIR       only export the latest stage-2 checkpoint (EMA weights) to DIR, then exit
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initRuntime } from '../trainer/runtime/backend.ts';
+import { readRecipe } from '../trainer/train/recipe.ts';
+import { exportCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    recipe: { type: 'string', default: resolve(root, 'trainer/train/configs/default.json') },
+    work: { type: 'string', default: resolve(root, 'data/default-model') },
+    out: { type: 'string', default: resolve(root, 'models/default') },
+    'max-steps': { type: 'string' },
+    'max-minutes': { type: 'string' },
+    export: { type: 'string' },
+  },
+});
+
+function positive(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${value}`);
+  return n;
+}
+
+const recipe = readRecipe(resolve(values.recipe));
+const maxSteps = positive(values['max-steps'], 'max-steps');
+const maxMinutes = positive(values['max-minutes'], 'max-minutes');
+const runtime = await initRuntime();
+const stamp = () => new Date().toISOString().slice(0, 19).replace('T', ' ');
+const say = (message: string) => console.log(`${stamp()} ${message}`);
+say(`recipe ${recipe.name} (${resolve(values.recipe)}), engine: ${runtime.description}`);
+
+if (values.export) {
+  const step = await exportCheckpoint(recipe, resolve(values.work), resolve(values.export));
+  say(`exported the stage-2 checkpoint at step ${step} to ${resolve(values.export)}`);
+} else {
+  let stopRequested = false;
+  const deadline = maxMinutes === undefined ? Infinity : Date.now() + maxMinutes * 60_000;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopRequested) process.exit(130);
+      stopRequested = true;
+      say(`${signal}: stopping after this step with a checkpoint (send it again to quit at once)`);
+    });
+  }
+  const result = await trainDefaultModel(recipe, {
+    workDir: resolve(values.work),
+    outDir: resolve(values.out),
+    maxSteps,
+    shouldStop: () => stopRequested || Date.now() > deadline,
+    onMessage: say,
+    onStep: ({ stage, step, total, loss, lr, seconds }) => {
+      const every = stage === 'vae' ? recipe.vae.logEvery : recipe.diffusion.logEvery;
+      if (step % every === 0 || step === total) {
+        say(`${stage} ${step}/${total} loss ${loss.toFixed(5)} lr ${lr.toExponential(2)} ${(seconds / 60).toFixed(1)} min (${((seconds / step) * 1000).toFixed(0)} ms/step)`);
+      }
+    },
+  });
+  say(
+    result.completed
+      ? `done: ${resolve(values.out)}`
+      : `stopped at vae ${result.vaeStep}/${recipe.vae.steps}, diffusion ${result.diffusionStep}/${recipe.diffusion.steps}; rerun to continue`,
+  );
+}

@@ -1,0 +1,186 @@
+// Stage 2: the CLIPTextModel and UNet2DConditionModel, trained together from scratch on the diffusion loss in the
+// latent space of the frozen stage-1 VAE. Captions are dropped to "" at a fixed rate so the same model serves as the
+// unconditional branch of classifier-free guidance. An EMA of both networks is what gets exported.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSafetensors } from '../io/safetensors.ts';
+import { tensorToRgbImages } from '../io/image.ts';
+import { AutoencoderKL } from '../models/autoencoder_kl.ts';
+import { CLIPTextModel, type CLIPTextConfig } from '../models/clip_text_model.ts';
+import { UNet2DConditionModel } from '../models/unet_2d_condition.ts';
+import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { tf } from '../runtime/backend.ts';
+import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
+import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
+import { evaluationSet } from '../world/evaluation_set.ts';
+import { writeClipTokenizer } from '../world/tokenizer_files.ts';
+import { worldVocabulary } from '../world/vocabulary.ts';
+import type { NamedParameter } from './checkpoint.ts';
+import { batchTensor, drawWorldBatch } from './data.ts';
+import { ExponentialMovingAverage } from './ema.ts';
+import { writePreviewGrid } from './preview.ts';
+import { DIFFUSERS_VERSION, stageFingerprint, type Recipe } from './recipe.ts';
+import type { StepLoss, TrainingStage } from './stage.ts';
+import { saveVae } from './vae_stage.ts';
+
+/** Seed offsets of the networks' initial weights (the VAE uses recipe.seed itself). */
+const TEXT_ENCODER_SEED_OFFSET = 1;
+const UNET_SEED_OFFSET = 2;
+
+export interface DiffusionModels {
+  tokenizer: CLIPTokenizer;
+  textEncoder: CLIPTextModel;
+  unet: UNet2DConditionModel;
+  vae: AutoencoderKL;
+}
+
+/** Writes the world's CLIP tokenizer folder and returns the text-encoder config that goes with it. */
+export function writeWorldTokenizer(dir: string, recipe: Recipe): CLIPTextConfig & Record<string, unknown> {
+  const build = writeClipTokenizer(dir, worldVocabulary(), { headroom: recipe.textEncoder.headroom, modelMaxLength: recipe.textEncoder.maxLength });
+  const tokenizer = CLIPTokenizer.fromPretrained(dir);
+  const t = recipe.textEncoder;
+  return {
+    architectures: ['CLIPTextModel'],
+    model_type: 'clip_text_model',
+    vocab_size: build.textEncoderVocabSize,
+    hidden_size: t.hidden_size,
+    intermediate_size: t.intermediate_size,
+    projection_dim: t.hidden_size,
+    num_hidden_layers: t.num_hidden_layers,
+    num_attention_heads: t.num_attention_heads,
+    max_position_embeddings: t.maxLength,
+    hidden_act: t.hidden_act,
+    layer_norm_eps: 1e-5,
+    attention_dropout: 0,
+    dropout: 0,
+    initializer_range: 0.02,
+    initializer_factor: 1,
+    bos_token_id: tokenizer.bosTokenId,
+    eos_token_id: tokenizer.eosTokenId,
+    pad_token_id: tokenizer.padTokenId,
+    torch_dtype: 'float32',
+  };
+}
+
+/** Fresh text encoder and UNet (seeded from the recipe) next to the trained VAE folder. */
+export function createDiffusionModels(recipe: Recipe, tokenizerDir: string, vaeDir: string): DiffusionModels & { textEncoderConfig: Record<string, unknown> } {
+  const textEncoderConfig = writeWorldTokenizer(tokenizerDir, recipe);
+  const tokenizer = CLIPTokenizer.fromPretrained(tokenizerDir);
+  const textEncoder = CLIPTextModel.fromConfig(textEncoderConfig);
+  textEncoder.store.initialize(recipe.seed + TEXT_ENCODER_SEED_OFFSET);
+  const unet = new UNet2DConditionModel(recipe.unet);
+  unet.store.initialize(recipe.seed + UNET_SEED_OFFSET);
+  const vae = AutoencoderKL.fromPretrained(vaeDir).model;
+  return { tokenizer, textEncoder, unet, vae, textEncoderConfig };
+}
+
+export function diffusionParameters(models: DiffusionModels): NamedParameter[] {
+  return [
+    ...models.textEncoder.store.keys().map((key) => ({ name: `text_encoder.${key}`, variable: models.textEncoder.store.get(key) })),
+    ...models.unet.store.keys().map((key) => ({ name: `unet.${key}`, variable: models.unet.store.get(key) })),
+  ];
+}
+
+export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, modelDir: string): TrainingStage & { ema: ExponentialMovingAverage } {
+  const settings = recipe.diffusion;
+  const { tokenizer, textEncoder, unet, vae } = models;
+  const parameters = diffusionParameters(models);
+  const ema = new ExponentialMovingAverage(parameters, settings.emaDecay);
+  const scheduler = new DDPMScheduler(recipe.scheduler);
+  const latentSide = recipe.world.imageSize / vae.scaleFactor;
+  const latentShape: [number, number, number, number] = [settings.batch, latentSide, latentSide, unet.inChannels];
+  const latentSize = latentShape.reduce((a, b) => a * b, 1);
+  const previewCases = evaluationSet(settings.previewCaptions);
+  return {
+    name: 'diffusion',
+    fingerprint: stageFingerprint(recipe, 'diffusion'),
+    settings,
+    parameters,
+    ema,
+    prepareStep(generator) {
+      const batch = drawWorldBatch(generator, recipe.world, settings.batch);
+      const captions = batch.captions.map((caption) => (generator.random() < settings.captionDropout ? '' : caption));
+      const posteriorNoise = generator.randn(latentSize);
+      const timesteps = Array.from({ length: settings.batch }, () => generator.randint(scheduler.numTrainTimesteps));
+      const noise = generator.randn(latentSize);
+      const ids = tokenizer.encodeBatch(captions, { padding: 'max_length', truncation: true }).inputIds;
+      const inputs = tf.tidy(() => {
+        const posterior = vae.encode(batchTensor(batch));
+        const latents = vae.scaleLatents(AutoencoderKL.sample(posterior, tf.tensor4d(posteriorNoise, latentShape)));
+        const eps = tf.tensor4d(noise, latentShape);
+        const noisy = scheduler.addNoise(latents, eps, timesteps) as tf.Tensor4D;
+        const target =
+          scheduler.predictionType === 'v_prediction'
+            ? (scheduler.getVelocity(latents, eps, timesteps) as tf.Tensor4D)
+            : scheduler.predictionType === 'epsilon'
+              ? eps
+              : latents;
+        return { noisy, target };
+      });
+      return {
+        lossFn: (): StepLoss => {
+          const context = textEncoder.forward({ inputIds: ids }).lastHiddenState;
+          const prediction = unet.forward(inputs.noisy, timesteps, context);
+          const loss = tf.mean(tf.square(tf.sub(prediction, inputs.target))) as tf.Scalar;
+          return { loss, terms: {} };
+        },
+        dispose: () => tf.dispose([inputs.noisy, inputs.target]),
+      };
+    },
+    async preview(dir, step) {
+      const pipeline = new StableDiffusionPipeline(modelDir, tokenizer, textEncoder, unet, vae, recipe.scheduler);
+      const images = await ema.withAveragedWeights(async () => {
+        const out = [];
+        for (const testCase of previewCases) {
+          const result = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.previewSteps, guidance: settings.previewGuidance });
+          out.push(...tensorToRgbImages(result.images));
+          tf.dispose([result.images, result.latents]);
+        }
+        return out;
+      });
+      await writePreviewGrid(dir, step, images, Math.min(8, images.length), previewCases.map((c) => `seed ${c.seed}: ${c.caption}`));
+    },
+  };
+}
+
+/**
+ * Writes the diffusers pipeline folder: model_index.json, scheduler, tokenizer, text_encoder, unet and vae, with the
+ * EMA weights of the text encoder and UNet, all in `dtype`.
+ */
+export async function exportPipeline(
+  outDir: string,
+  recipe: Recipe,
+  models: DiffusionModels & { textEncoderConfig: Record<string, unknown> },
+  ema: ExponentialMovingAverage | null,
+  dtype: 'F32' | 'F16' = 'F16',
+): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  const json = (path: string, value: unknown) => {
+    mkdirSync(join(outDir, path, '..'), { recursive: true });
+    writeFileSync(join(outDir, path), `${JSON.stringify(value, null, 2)}\n`);
+  };
+  json('model_index.json', {
+    _class_name: 'StableDiffusionPipeline',
+    _diffusers_version: DIFFUSERS_VERSION,
+    feature_extractor: [null, null],
+    requires_safety_checker: false,
+    safety_checker: [null, null],
+    scheduler: ['diffusers', 'DDIMScheduler'],
+    text_encoder: ['transformers', 'CLIPTextModel'],
+    tokenizer: ['transformers', 'CLIPTokenizer'],
+    unet: ['diffusers', 'UNet2DConditionModel'],
+    vae: ['diffusers', 'AutoencoderKL'],
+  });
+  json('scheduler/scheduler_config.json', { _class_name: 'DDIMScheduler', _diffusers_version: DIFFUSERS_VERSION, ...recipe.scheduler });
+  writeWorldTokenizer(join(outDir, 'tokenizer'), recipe);
+  const torchDtype = dtype === 'F16' ? 'float16' : 'float32';
+  json('text_encoder/config.json', { ...models.textEncoderConfig, torch_dtype: torchDtype });
+  json('unet/config.json', { _class_name: 'UNet2DConditionModel', _diffusers_version: DIFFUSERS_VERSION, ...recipe.unet });
+  const write = () => {
+    writeSafetensors(join(outDir, 'text_encoder', 'model.safetensors'), models.textEncoder.store.stateDict({ dtype }));
+    writeSafetensors(join(outDir, 'unet', 'diffusion_pytorch_model.safetensors'), models.unet.store.stateDict({ dtype }));
+  };
+  if (ema) await ema.withAveragedWeights(write);
+  else write();
+  saveVae(join(outDir, 'vae'), models.vae, models.vae.scalingFactor, dtype);
+}

@@ -1,0 +1,156 @@
+// The acceptance measurements of the default model: text-to-image on held-out captions judged by the world's
+// evaluator, VAE reconstruction PSNR on held-out scenes, and the wall time of one generation.
+import type { RgbImage } from '../io/image.ts';
+import { tensorToRgbImages } from '../io/image.ts';
+import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { tf } from '../runtime/backend.ts';
+import { evaluationSet } from '../world/evaluation_set.ts';
+import { evaluateScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
+import { isRareObject } from '../world/scene.ts';
+import { heldOutScenes, measureReconstruction, type ReconstructionReport } from './vae_stage.ts';
+
+export interface GenerationSettings {
+  steps: number;
+  guidance: number;
+}
+
+export interface CaseResult {
+  seed: number;
+  caption: string;
+  /** every requested object found with the right shape and colour */
+  shapeAndColour: boolean;
+  /** ... and the right texture */
+  allAttributes: boolean;
+  objects: ObjectScore[];
+}
+
+export interface ObjectScore {
+  /** "red striped circle", or a rare object's name */
+  request: string;
+  rare: boolean;
+  found: boolean;
+  box: ObjectEvaluation['box'];
+  /** what the evaluator read (null when not found) */
+  shape: string | null;
+  colour: string | null;
+  texture: string | null;
+  shapeCorrect: boolean;
+  colourCorrect: boolean;
+  textureCorrect: boolean;
+}
+
+export interface GenerationReport {
+  cases: number;
+  settings: GenerationSettings;
+  /** share of images in which every requested object is found with the right shape and colour (the acceptance figure) */
+  shapeAndColourRate: number;
+  /** share of images in which every requested object also has the right texture */
+  allAttributesRate: number;
+  objects: number;
+  /** per requested object: found, right shape, right colour, right texture (not found counts as wrong) */
+  foundRate: number;
+  shapeAccuracy: number;
+  colourAccuracy: number;
+  /** plain-shape objects only (rare objects have a fixed look) */
+  textureAccuracy: number;
+  /** by object count: [count, images, shape-and-colour rate] */
+  byObjectCount: { objects: number; images: number; shapeAndColourRate: number }[];
+  results: CaseResult[];
+}
+
+function describeRequest(e: ObjectEvaluation): string {
+  const r = e.request;
+  return isRareObject(r) ? r.shape : `${r.colour} ${r.texture} ${r.shape}`;
+}
+
+/**
+ * Generates one image per held-out case (caption and seed from evaluationSet, 1-3 objects) and judges it without
+ * boxes: text-to-image decides the layout, so an object counts as found when a region of its colour is there.
+ */
+export async function evaluateGeneration(
+  pipeline: StableDiffusionPipeline,
+  count: number,
+  settings: GenerationSettings,
+  options: { onImage?: (index: number, image: RgbImage, result: CaseResult) => Promise<void> | void } = {},
+): Promise<GenerationReport> {
+  const cases = evaluationSet(count);
+  const results: CaseResult[] = [];
+  for (const [index, testCase] of cases.entries()) {
+    const generated = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.steps, guidance: settings.guidance });
+    const image = tensorToRgbImages(generated.images)[0]!;
+    tf.dispose([generated.images, generated.latents]);
+    const evaluations = evaluateScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
+    const result: CaseResult = {
+      seed: testCase.seed,
+      caption: testCase.caption,
+      shapeAndColour: evaluations.every((e) => e.found && e.shape.correct && e.colour.correct),
+      allAttributes: evaluations.every((e) => e.found && e.shape.correct && e.colour.correct && e.texture.correct),
+      objects: evaluations.map((e) => ({
+        request: describeRequest(e),
+        rare: isRareObject(e.request),
+        found: e.found,
+        box: e.box,
+        shape: e.shape.label,
+        colour: e.colour.label,
+        texture: e.texture.label,
+        shapeCorrect: e.found && e.shape.correct,
+        colourCorrect: e.found && e.colour.correct,
+        textureCorrect: e.found && e.texture.correct,
+      })),
+    };
+    results.push(result);
+    await options.onImage?.(index, image, result);
+  }
+  const objects = results.flatMap((r) => r.objects);
+  const plain = objects.filter((o) => !o.rare);
+  const rate = (items: unknown[], hits: number) => (items.length === 0 ? 0 : hits / items.length);
+  const counts = [...new Set(results.map((r) => r.objects.length))].sort();
+  return {
+    cases: results.length,
+    settings,
+    shapeAndColourRate: rate(results, results.filter((r) => r.shapeAndColour).length),
+    allAttributesRate: rate(results, results.filter((r) => r.allAttributes).length),
+    objects: objects.length,
+    foundRate: rate(objects, objects.filter((o) => o.found).length),
+    shapeAccuracy: rate(objects, objects.filter((o) => o.shapeCorrect).length),
+    colourAccuracy: rate(objects, objects.filter((o) => o.colourCorrect).length),
+    textureAccuracy: rate(plain, plain.filter((o) => o.textureCorrect).length),
+    byObjectCount: counts.map((n) => {
+      const subset = results.filter((r) => r.objects.length === n);
+      return { objects: n, images: subset.length, shapeAndColourRate: rate(subset, subset.filter((r) => r.shapeAndColour).length) };
+    }),
+    results,
+  };
+}
+
+/** VAE reconstruction PSNR on `count` held-out scenes (seeds 0.., 1-4 objects) at the model's image size. */
+export function evaluateReconstruction(pipeline: StableDiffusionPipeline, count: number): ReconstructionReport {
+  return measureReconstruction(pipeline.vae, heldOutScenes(count, pipeline.defaultSize, 0));
+}
+
+export interface TimingReport {
+  runs: number;
+  settings: GenerationSettings;
+  /** wall time of generate() (text encoding, every UNet call, decoding), milliseconds */
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** Times `runs` generations after one warm-up run. */
+export async function timeGeneration(pipeline: StableDiffusionPipeline, runs: number, settings: GenerationSettings): Promise<TimingReport> {
+  const prompt = 'a photo of a red striped circle and a blue star on snow';
+  const once = async (seed: number) => {
+    const started = performance.now();
+    const result = await pipeline.generate({ prompt, seed, steps: settings.steps, guidance: settings.guidance });
+    result.images.dataSync();
+    const elapsed = performance.now() - started;
+    tf.dispose([result.images, result.latents]);
+    return elapsed;
+  };
+  await once(0);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once(i + 1));
+  const sorted = [...times].sort((a, b) => a - b);
+  return { runs, settings, medianMs: sorted[Math.floor(sorted.length / 2)]!, minMs: sorted[0]!, maxMs: sorted[sorted.length - 1]! };
+}

@@ -1,0 +1,272 @@
+// The recipe of the embedded default model: model configs (diffusers / transformers names), the world data, and the
+// two training stages (VAE, then text encoder + UNet). A recipe is a JSON file (trainer/train/configs/); every field
+// is checked on load so a typo fails before hours of training, not after.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AutoencoderKLConfig } from '../models/autoencoder_kl.ts';
+import type { UNet2DConditionConfig } from '../models/unet_2d_condition.ts';
+import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
+
+/** The diffusers version whose folder layout the exported configs follow. */
+export const DIFFUSERS_VERSION = '0.30.0';
+
+export type LearningRateSchedule = 'constant_with_warmup' | 'cosine';
+
+export interface OptimizerRecipe {
+  learningRate: number;
+  schedule: LearningRateSchedule;
+  warmupSteps: number;
+  /** cosine: the factor reached at the last step */
+  minFactor: number;
+  betas: [number, number];
+  weightDecay: number;
+  eps: number;
+  maxGradNorm: number;
+}
+
+export interface StageBookkeeping {
+  /** optimizer steps of the stage */
+  steps: number;
+  batch: number;
+  /** write a resumable checkpoint every this many steps (and at the end) */
+  checkpointEvery: number;
+  /** write a preview grid every this many steps (0: only at the end) */
+  previewEvery: number;
+  /** append a loss record every this many steps */
+  logEvery: number;
+}
+
+export interface VaeStageRecipe extends StageBookkeeping {
+  config: AutoencoderKLConfig;
+  optimizer: OptimizerRecipe;
+  /** side of the random square crops the VAE trains on (the network is convolutional); imageSize for whole images */
+  crop: number;
+  /** weight of the KL term, on the mean KL per latent element next to the mean squared error per pixel channel */
+  klWeight: number;
+  /** weight of an extra mean absolute error term */
+  l1Weight: number;
+  /** images whose latent standard deviation sets scaling_factor (latents · scaling_factor have unit variance) */
+  scalingImages: number;
+}
+
+export interface DiffusionStageRecipe extends StageBookkeeping {
+  optimizer: OptimizerRecipe;
+  /** share of training captions replaced by "" so classifier-free guidance has an unconditional model */
+  captionDropout: number;
+  /** EMA of the text encoder and UNet weights: decay min(emaDecay, (1 + step) / (10 + step)) */
+  emaDecay: number;
+  /** previews: held-out captions generated with the EMA weights */
+  previewCaptions: number;
+  previewSteps: number;
+  previewGuidance: number;
+}
+
+export interface TextEncoderRecipe {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  hidden_act: string;
+  /** spare embedding rows after the world's vocabulary, for placeholder tokens */
+  headroom: number;
+  /** tokens per prompt (tokenizer model_max_length = max_position_embeddings) */
+  maxLength: number;
+}
+
+export interface WorldRecipe {
+  imageSize: number;
+  minObjects: number;
+  maxObjects: number;
+}
+
+export interface Recipe {
+  name: string;
+  seed: number;
+  world: WorldRecipe;
+  textEncoder: TextEncoderRecipe;
+  unet: UNet2DConditionConfig;
+  scheduler: SchedulerConfig;
+  vae: VaeStageRecipe;
+  diffusion: DiffusionStageRecipe;
+}
+
+export class RecipeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecipeError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function object(value: unknown, where: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RecipeError(`${where} must be an object`);
+  return value as Json;
+}
+
+function number(raw: Json, key: string, where: string, check: (n: number) => boolean, rule: string): number {
+  const value = raw[key];
+  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
+    throw new RecipeError(`${where}.${key} must be ${rule}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
+const nonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
+const unitInterval = (n: number) => n >= 0 && n <= 1;
+const nonNegative = (n: number) => n >= 0;
+
+function checkKeys(raw: Json, allowed: string[], where: string): void {
+  const unknown = Object.keys(raw).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw new RecipeError(`${where} has unknown field(s): ${unknown.join(', ')} (known: ${allowed.join(', ')})`);
+}
+
+function parseOptimizer(value: unknown, where: string): OptimizerRecipe {
+  const raw = object(value, where);
+  checkKeys(raw, ['learningRate', 'schedule', 'warmupSteps', 'minFactor', 'betas', 'weightDecay', 'eps', 'maxGradNorm'], where);
+  const schedule = raw.schedule;
+  if (schedule !== 'constant_with_warmup' && schedule !== 'cosine') {
+    throw new RecipeError(`${where}.schedule must be "constant_with_warmup" or "cosine", got ${JSON.stringify(schedule)}`);
+  }
+  const betas = raw.betas;
+  if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
+    throw new RecipeError(`${where}.betas must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
+  }
+  return {
+    learningRate: number(raw, 'learningRate', where, (n) => n > 0, 'a positive number'),
+    schedule,
+    warmupSteps: number(raw, 'warmupSteps', where, nonNegativeInteger, 'a non-negative integer'),
+    minFactor: number(raw, 'minFactor', where, unitInterval, 'in [0, 1]'),
+    betas: betas as [number, number],
+    weightDecay: number(raw, 'weightDecay', where, nonNegative, 'non-negative'),
+    eps: number(raw, 'eps', where, (n) => n > 0, 'positive'),
+    maxGradNorm: number(raw, 'maxGradNorm', where, (n) => n > 0, 'positive'),
+  };
+}
+
+const BOOKKEEPING_KEYS = ['steps', 'batch', 'checkpointEvery', 'previewEvery', 'logEvery'];
+
+function parseBookkeeping(raw: Json, where: string): StageBookkeeping {
+  return {
+    steps: number(raw, 'steps', where, positiveInteger, 'a positive integer'),
+    batch: number(raw, 'batch', where, positiveInteger, 'a positive integer'),
+    checkpointEvery: number(raw, 'checkpointEvery', where, positiveInteger, 'a positive integer'),
+    previewEvery: number(raw, 'previewEvery', where, nonNegativeInteger, 'a non-negative integer'),
+    logEvery: number(raw, 'logEvery', where, positiveInteger, 'a positive integer'),
+  };
+}
+
+/** Validates a parsed recipe. Model configs are checked again, in full, by the model constructors. */
+export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
+  const raw = object(input, source);
+  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'diffusion'], source);
+  if (typeof raw.name !== 'string' || raw.name.length === 0) throw new RecipeError(`${source}.name must be a non-empty string`);
+
+  const worldRaw = object(raw.world, `${source}.world`);
+  checkKeys(worldRaw, ['imageSize', 'minObjects', 'maxObjects'], `${source}.world`);
+  const world: WorldRecipe = {
+    imageSize: number(worldRaw, 'imageSize', `${source}.world`, positiveInteger, 'a positive integer'),
+    minObjects: number(worldRaw, 'minObjects', `${source}.world`, (n) => Number.isInteger(n) && n >= 1 && n <= 4, 'an integer in 1..4'),
+    maxObjects: number(worldRaw, 'maxObjects', `${source}.world`, (n) => Number.isInteger(n) && n >= 1 && n <= 4, 'an integer in 1..4'),
+  };
+  if (world.minObjects > world.maxObjects) throw new RecipeError(`${source}.world: minObjects exceeds maxObjects`);
+
+  const textRaw = object(raw.textEncoder, `${source}.textEncoder`);
+  const textKeys = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'headroom', 'maxLength'];
+  checkKeys(textRaw, [...textKeys, 'hidden_act'], `${source}.textEncoder`);
+  const textEncoder = Object.fromEntries(
+    textKeys.map((key) => [key, number(textRaw, key, `${source}.textEncoder`, key === 'headroom' ? nonNegativeInteger : positiveInteger, 'a positive integer')]),
+  ) as Omit<TextEncoderRecipe, 'hidden_act'>;
+  const hiddenAct = textRaw.hidden_act ?? 'quick_gelu';
+  if (typeof hiddenAct !== 'string') throw new RecipeError(`${source}.textEncoder.hidden_act must be a string`);
+
+  const unet = object(raw.unet, `${source}.unet`) as unknown as UNet2DConditionConfig;
+  const scheduler = object(raw.scheduler, `${source}.scheduler`) as SchedulerConfig;
+  const crossDim = unet.cross_attention_dim;
+  if (crossDim !== textEncoder.hidden_size) {
+    throw new RecipeError(`${source}: unet.cross_attention_dim (${JSON.stringify(crossDim)}) must equal textEncoder.hidden_size (${textEncoder.hidden_size})`);
+  }
+
+  const vaeRaw = object(raw.vae, `${source}.vae`);
+  checkKeys(vaeRaw, [...BOOKKEEPING_KEYS, 'config', 'optimizer', 'crop', 'klWeight', 'l1Weight', 'scalingImages'], `${source}.vae`);
+  const vae: VaeStageRecipe = {
+    ...parseBookkeeping(vaeRaw, `${source}.vae`),
+    config: object(vaeRaw.config, `${source}.vae.config`) as unknown as AutoencoderKLConfig,
+    optimizer: parseOptimizer(vaeRaw.optimizer, `${source}.vae.optimizer`),
+    crop: number(vaeRaw, 'crop', `${source}.vae`, positiveInteger, 'a positive integer'),
+    klWeight: number(vaeRaw, 'klWeight', `${source}.vae`, nonNegative, 'non-negative'),
+    l1Weight: number(vaeRaw, 'l1Weight', `${source}.vae`, nonNegative, 'non-negative'),
+    scalingImages: number(vaeRaw, 'scalingImages', `${source}.vae`, positiveInteger, 'a positive integer'),
+  };
+  if (vae.crop > world.imageSize) throw new RecipeError(`${source}.vae.crop (${vae.crop}) exceeds world.imageSize (${world.imageSize})`);
+  const vaeFactor = 2 ** (vae.config.block_out_channels.length - 1);
+  if (vae.crop % vaeFactor !== 0 || world.imageSize % vaeFactor !== 0) {
+    throw new RecipeError(`${source}: vae.crop and world.imageSize must be multiples of the VAE's downsampling factor ${vaeFactor}`);
+  }
+  if (unet.in_channels !== vae.config.latent_channels || unet.out_channels !== vae.config.latent_channels) {
+    throw new RecipeError(`${source}: unet in/out channels must equal vae.config.latent_channels (${vae.config.latent_channels})`);
+  }
+  if (unet.sample_size !== world.imageSize / vaeFactor) {
+    throw new RecipeError(`${source}: unet.sample_size must be world.imageSize / ${vaeFactor} = ${world.imageSize / vaeFactor}`);
+  }
+
+  const diffusionRaw = object(raw.diffusion, `${source}.diffusion`);
+  checkKeys(
+    diffusionRaw,
+    [...BOOKKEEPING_KEYS, 'optimizer', 'captionDropout', 'emaDecay', 'previewCaptions', 'previewSteps', 'previewGuidance'],
+    `${source}.diffusion`,
+  );
+  const diffusion: DiffusionStageRecipe = {
+    ...parseBookkeeping(diffusionRaw, `${source}.diffusion`),
+    optimizer: parseOptimizer(diffusionRaw.optimizer, `${source}.diffusion.optimizer`),
+    captionDropout: number(diffusionRaw, 'captionDropout', `${source}.diffusion`, unitInterval, 'in [0, 1]'),
+    emaDecay: number(diffusionRaw, 'emaDecay', `${source}.diffusion`, (n) => n >= 0 && n < 1, 'in [0, 1)'),
+    previewCaptions: number(diffusionRaw, 'previewCaptions', `${source}.diffusion`, positiveInteger, 'a positive integer'),
+    previewSteps: number(diffusionRaw, 'previewSteps', `${source}.diffusion`, positiveInteger, 'a positive integer'),
+    previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
+  };
+
+  return {
+    name: raw.name,
+    seed: number(raw, 'seed', source, nonNegativeInteger, 'a non-negative integer'),
+    world,
+    textEncoder: { ...textEncoder, hidden_act: hiddenAct },
+    unet,
+    scheduler,
+    vae,
+    diffusion,
+  };
+}
+
+export function readRecipe(path: string): Recipe {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new RecipeError(`cannot read the recipe ${path}: ${(error as Error).message}`);
+  }
+  return parseRecipe(parsed, path);
+}
+
+/**
+ * A hash of what a stage's result depends on. Bookkeeping (checkpoint, preview and log intervals) and the stage's
+ * step count are left out, so a run can be extended or checkpointed more often and still resume.
+ */
+export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'diffusion'): string {
+  const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, ...rest }: StageBookkeeping & Json) => rest;
+  const vae = strip(recipe.vae as unknown as StageBookkeeping & Json);
+  const relevant =
+    stage === 'vae'
+      ? { seed: recipe.seed, world: recipe.world, vae }
+      : { seed: recipe.seed, world: recipe.world, vae, textEncoder: recipe.textEncoder, unet: recipe.unet, scheduler: recipe.scheduler, diffusion: strip(recipe.diffusion as unknown as StageBookkeeping & Json) };
+  return createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
+}
+
+/** The learning-rate factor at 0-based optimizer step `step` of `totalSteps` (diffusers' schedules; warm-up starts at 0). */
+export function learningRateFactor(optimizer: OptimizerRecipe, step: number, totalSteps: number): number {
+  if (step < optimizer.warmupSteps) return step / Math.max(1, optimizer.warmupSteps);
+  if (optimizer.schedule === 'constant_with_warmup') return 1;
+  const progress = Math.min(1, (step - optimizer.warmupSteps) / Math.max(1, totalSteps - optimizer.warmupSteps));
+  return optimizer.minFactor + (1 - optimizer.minFactor) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
