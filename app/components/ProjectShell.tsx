@@ -66,12 +66,13 @@ export function ProjectShell({ projectId, children }: { projectId: string; child
   }
   const detail = project.data;
   const withMasks = detail.instances.filter((instance) => instance.maskSha256).length;
-  const learned = tokens.data?.length ?? 0;
+  const learned = tokens.data?.filter((token) => token.source === 'learned').length ?? 0;
+  const imported = tokens.data?.filter((token) => token.source === 'pack').length ?? 0;
   const steps = [
     { href: 'masks', label: 'Objects', hint: detail.instances.length ? `${withMasks}/${detail.instances.length} masked` : 'mark the objects' },
     { href: 'learn', label: 'Learn', hint: learned ? `${learned} token${learned === 1 ? '' : 's'} learned` : 'not learned yet' },
     { href: 'compose', label: 'Compose', hint: detail.generations.length ? `${detail.generations.length} image${detail.generations.length === 1 ? '' : 's'}` : 'new scenes' },
-    { href: 'pack', label: 'Share', hint: 'export / import packs' },
+    { href: 'pack', label: 'Share', hint: imported ? `${imported} token${imported === 1 ? '' : 's'} imported` : 'export / import packs' },
   ];
   return (
     <div>

@@ -73,7 +73,7 @@ export function SquareCropEditor({ src, width, height, crop, onChange }: { src: 
 
   const percent = (value: number, of: number) => `${(100 * value) / of}%`;
   return (
-    <div ref={frame} className="relative w-full select-none overflow-hidden rounded-lg bg-neutral-900" style={{ aspectRatio: `${width} / ${height}` }}>
+    <div ref={frame} className="relative mx-auto w-full select-none overflow-hidden rounded-lg bg-neutral-900" style={{ aspectRatio: `${width} / ${height}`, maxWidth: `calc(62vh * ${width / height})` }}>
       {/* eslint-disable-next-line @next/next/no-img-element */}
       <img src={src} alt="The photo to crop" className="absolute inset-0 size-full" draggable={false} />
       <div

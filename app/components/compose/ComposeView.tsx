@@ -26,9 +26,9 @@ const ABLATIONS = [
 type Ablation = (typeof ABLATIONS)[number]['id'];
 
 const PRESETS = [
-  { id: 'mifo', label: 'MIFO (in-box reward + out-of-box penalty)' },
-  { id: 'ba', label: 'Bounded Attention (in-box reward only)' },
-  { id: 'off', label: 'Off (plain sampling, boxes ignored)' },
+  { id: 'mifo', label: 'MIFO', hint: 'In-box reward and out-of-box penalty: each token stays in its box.' },
+  { id: 'ba', label: 'Bounded Attention', hint: 'In-box reward only (the method MIFO builds on).' },
+  { id: 'off', label: 'Off', hint: 'Plain sampling: the boxes are ignored.' },
 ] as const;
 
 interface Settings {
@@ -117,7 +117,9 @@ function LivePreview({ job, boxes, colors, onDone }: { job: JobRow; boxes: NormB
   let progress: ProgressUpdate | null = null;
   let previews: { name: string; sha256: string }[] = [];
   let failure: string | null = null;
+  let finished: { variant: string; images: string[] }[] = [];
   for (const event of stream.events) {
+    if (event.kind === 'completed') finished = ((event.data.result as { variants?: { variant: string; images: string[] }[] } | undefined)?.variants ?? []).map((v) => ({ variant: v.variant, images: v.images }));
     if (event.kind === 'progress') {
       progress = event.data as unknown as ProgressUpdate;
       const images = (progress.images ?? []).filter((image) => image.name.startsWith('preview:'));
@@ -156,6 +158,20 @@ function LivePreview({ job, boxes, colors, onDone }: { job: JobRow; boxes: NormB
               </svg>
             </div>
           ))}
+        </div>
+      )}
+      {stream.ended === 'completed' && finished.length > 0 && (
+        <div className="mt-3">
+          <div className="grid grid-cols-2 gap-2">
+            {finished.map((variant) => (
+              <figure key={variant.variant}>
+                {/* eslint-disable-next-line @next/next/no-img-element */}
+                <img src={artifactUrl(variant.images[0]!)} alt={`Result, ${variant.variant}`} className="aspect-square w-full rounded-md" style={{ imageRendering: 'pixelated' }} />
+                <figcaption className="mt-0.5 text-center text-xs text-neutral-500">{variant.variant}</figcaption>
+              </figure>
+            ))}
+          </div>
+          <p className="mt-2 text-xs text-neutral-500">Saved in the gallery below with its settings.</p>
         </div>
       )}
       {failure && (
@@ -283,25 +299,23 @@ export function ComposeView({ projectId }: { projectId: string }) {
   const resolution = model.data?.available ? model.data.resolution : null;
   return (
     <div className="space-y-8">
-      <div className="grid gap-6 lg:grid-cols-[minmax(0,1fr)_minmax(0,26rem)]">
-        <div className="space-y-5">
-          <Card>
-            <PromptEditor id={promptId} label="Prompt" value={settings.prompt} onChange={setPrompt} tokens={tokens} />
-            <div className="mt-3">
-              <label htmlFor={negativeId} className="mb-1 block text-sm font-medium">
-                Negative prompt <span className="font-normal text-neutral-500">(optional)</span>
-              </label>
-              <input id={negativeId} value={settings.negativePrompt} onChange={(event) => update({ negativePrompt: event.target.value })} className="w-full rounded-md border border-neutral-300 bg-white px-2.5 py-1.5 text-sm dark:border-neutral-700 dark:bg-neutral-800" />
-            </div>
-          </Card>
-          <Card>
-            <SectionTitle hint="Where each token goes. Drag to move, drag a corner to resize; with the keyboard, Tab to a box, arrows move it, Shift+arrows resize it.">Layout</SectionTitle>
-            <div className="mx-auto max-w-md">
-              <BoxCanvas boxes={boxes} subjects={subjects} onChange={(next) => update({ boxes: next })} />
-            </div>
-            {resolution && <p className="mt-2 text-center text-xs text-neutral-500">The model composes at {resolution}×{resolution} px.</p>}
-          </Card>
+      <Card>
+        <div className="grid gap-4 md:grid-cols-[minmax(0,2fr)_minmax(0,1fr)]">
+          <PromptEditor id={promptId} label="Prompt" value={settings.prompt} onChange={setPrompt} tokens={tokens} />
+          <div>
+            <label htmlFor={negativeId} className="mb-1 block text-sm font-medium">
+              Negative prompt <span className="font-normal text-neutral-500">(optional)</span>
+            </label>
+            <textarea id={negativeId} rows={2} value={settings.negativePrompt} onChange={(event) => update({ negativePrompt: event.target.value })} className="w-full rounded-lg border border-neutral-300 bg-white px-3 py-2.5 text-[15px] leading-7 dark:border-neutral-700 dark:bg-neutral-900" />
+          </div>
         </div>
+      </Card>
+      <div className="grid gap-6 lg:grid-cols-[minmax(0,24rem)_minmax(0,1fr)] xl:grid-cols-[minmax(0,24rem)_minmax(0,1fr)_minmax(0,20rem)]">
+        <Card>
+          <SectionTitle hint="Drag a box to move it, a corner to resize it. Keyboard: Tab to a box, arrows move, Shift+arrows resize.">Layout: one box per token</SectionTitle>
+          <BoxCanvas boxes={boxes} subjects={subjects} onChange={(next) => update({ boxes: next })} />
+          {resolution && <p className="mt-2 text-center text-xs text-neutral-500">The model composes at {resolution}×{resolution} px.</p>}
+        </Card>
         <div className="space-y-5">
           <Card>
             <SectionTitle>Settings</SectionTitle>
@@ -310,8 +324,8 @@ export function ComposeView({ projectId }: { projectId: string }) {
                 <div className="flex-1">
                   <NumberField label="Seed" value={settings.seed} onChange={(seed) => update({ seed })} min={0} max={2 ** 31 - 1} />
                 </div>
-                <Button onClick={() => update({ seed: randomSeed() })} aria-label="New random seed" title="New random seed">
-                  🎲
+                <Button onClick={() => update({ seed: randomSeed() })} title="New random seed">
+                  Random
                 </Button>
               </div>
               <NumberField label="Images" value={settings.batch} onChange={(batch) => update({ batch })} min={1} max={8} />
@@ -329,6 +343,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
                   ))}
                 </select>
               </div>
+              <p className="col-span-2 -mt-1 text-xs text-neutral-500">{PRESETS.find((preset) => preset.id === settings.preset)!.hint}</p>
             </div>
             <div className="mt-4 space-y-2">
               <Toggle label="Side by side without box control" hint="The same seed again with plain sampling, to see what the boxes change." checked={settings.compare && settings.preset !== 'off'} onChange={(compare) => update({ compare })} />
@@ -364,7 +379,9 @@ export function ComposeView({ projectId }: { projectId: string }) {
               Generate
             </Button>
           </Card>
-          {liveJob && (
+        </div>
+        <div className="lg:col-span-2 xl:col-span-1">
+          {liveJob ? (
             <LivePreview
               key={liveJob.id}
               job={liveJob}
@@ -375,6 +392,10 @@ export function ComposeView({ projectId }: { projectId: string }) {
                 void queryClient.invalidateQueries({ queryKey: trpc.jobs.list.queryKey() });
               }}
             />
+          ) : (
+            <div className="grid h-full min-h-32 place-items-center rounded-xl border border-dashed border-neutral-300 p-4 text-center text-sm text-neutral-500 dark:border-neutral-700">
+              The denoising shows here live while a composition runs; finished images go to the gallery below.
+            </div>
           )}
         </div>
       </div>

@@ -109,14 +109,14 @@ export function Gallery({ generations, tokens, onReuse }: { generations: Generat
                   <div key={index} className="flex gap-2">
                     {[slot.controlled, compared ? slot.plain : undefined].map((row, i) =>
                       row ? (
-                        <figure key={row.id} className="w-40">
+                        <figure key={row.id} className="w-44">
                           <div className="relative">
                             {/* eslint-disable-next-line @next/next/no-img-element */}
                             <img src={artifactUrl(row.imageSha256!)} alt={`${i === 0 ? 'With' : 'Without'} box control: ${params.prompt}`} className="aspect-square w-full rounded-md object-cover" style={{ imageRendering: params.width < 128 ? 'pixelated' : 'auto' }} data-testid="generated-image" />
                             {showBoxes && <BoxOverlay boxes={params.boxes} colors={colors} />}
                           </div>
-                          <figcaption className="mt-1 flex items-center justify-between text-xs text-neutral-600 dark:text-neutral-400">
-                            <span>{compared ? (i === 0 ? PRESET_LABEL[(row.params as unknown as GenerationParams).preset] : 'no box control') : `image ${index + 1}`}</span>
+                          <figcaption className="mt-1 flex flex-wrap items-center justify-between gap-x-2 text-xs text-neutral-600 dark:text-neutral-400">
+                            <span className="font-medium">{compared ? (i === 0 ? PRESET_LABEL[(row.params as unknown as GenerationParams).preset] : 'no box control') : `image ${index + 1}`}</span>
                             <span className="flex gap-2">
                               <a href={artifactUrl(row.imageSha256!)} download={`mifo-seed${params.seed}-${index}${i === 1 ? '-nocontrol' : ''}.png`} className="underline">
                                 PNG

@@ -47,7 +47,7 @@ export function AttentionHeatmap({ photoUrl, mapUrl, label }: { photoUrl: string
       for (let i = 0; i < SIZE * SIZE; i++) {
         const value = attention[i * 4]! / 255;
         const [r, g, b] = heat(value);
-        const alpha = 0.25 + 0.6 * value;
+        const alpha = 0.1 + 0.8 * value * value;
         const o = i * 4;
         // the photo dimmed to grey underneath, so the colours read as attention
         const grey = (image.data[o]! * 0.3 + image.data[o + 1]! * 0.59 + image.data[o + 2]! * 0.11) * 0.6;

@@ -13,6 +13,20 @@ const SERIES = [
   { key: 'prior', label: 'prior', color: '#ca8a04' },
 ];
 
+/** An exponential moving average, so the trend shows through per-step noise (the raw values stay drawn faintly). */
+function smoothed(points: LossPoint[], key: string): [number, number][] {
+  const out: [number, number][] = [];
+  let average: number | null = null;
+  const weight = Math.min(0.5, 8 / Math.max(8, points.length));
+  for (const point of points) {
+    const value = point.values[key];
+    if (!Number.isFinite(value)) continue;
+    average = average === null ? value! : average + weight * (value! - average);
+    out.push([point.step, average]);
+  }
+  return out;
+}
+
 const W = 640;
 const H = 200;
 const PAD = { left: 44, right: 10, top: 10, bottom: 24 };
@@ -55,12 +69,13 @@ export function LossChart({ points, total }: { points: LossPoint[]; total: numbe
         <text x={W - PAD.right} y={H - 6} textAnchor="end" className="fill-neutral-500 text-[10px]">
           {total}
         </text>
-        {series.map((s) => (
+        {[...series].reverse().map((s) => (
           <polyline
             key={s.key}
             fill="none"
             stroke={s.color}
-            strokeWidth={s.key === 'loss' ? 2 : 1.25}
+            strokeOpacity={0.35}
+            strokeWidth={1}
             strokeLinejoin="round"
             points={points
               .filter((p) => Number.isFinite(p.values[s.key]))
@@ -68,8 +83,12 @@ export function LossChart({ points, total }: { points: LossPoint[]; total: numbe
               .join(' ')}
           />
         ))}
+        {[...series].reverse().map((s) => (
+          <polyline key={`${s.key}-smooth`} fill="none" stroke={s.color} strokeWidth={s.key === 'loss' ? 2.5 : 1.75} strokeLinejoin="round" points={smoothed(points, s.key).map(([step, value]) => `${x(step).toFixed(1)},${y(value).toFixed(1)}`).join(' ')} />
+        ))}
       </svg>
       <figcaption className="mt-1 flex flex-wrap gap-x-4 gap-y-1 text-xs text-neutral-600 dark:text-neutral-400">
+        <span>latest (thick lines: moving average)</span>
         {series.map((s) => (
           <span key={s.key} className="inline-flex items-center gap-1.5">
             <span aria-hidden className="h-0.5 w-4 rounded" style={{ backgroundColor: s.color }} />

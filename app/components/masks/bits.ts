@@ -87,19 +87,23 @@ export function drawOverlay(canvas: HTMLCanvasElement, width: number, height: nu
   for (const layer of layers) {
     if (layer.bits.width !== width || layer.bits.height !== height) continue;
     const [r, g, b] = hexToRgb(layer.color);
-    // Outlines keep an instance visible over an object of its own colour; the selected one is outlined in white.
-    const [er, eg, eb] = layer.selected ? [255, 255, 255] : [r, g, b];
+    // A light outline keeps an instance visible over an object of its own colour; the selected one's is yellow and wider.
+    const [er, eg, eb] = layer.selected ? [250, 204, 21] : [255, 255, 255];
     const alpha = layer.selected ? 150 : 105;
+    const reach = layer.selected ? 2 : 1;
     const data = layer.bits.data;
+    const outside = (x: number, y: number) => x < 0 || y < 0 || x >= width || y >= height || !data[y * width + x];
     for (let i = 0; i < data.length; i++) {
       if (!data[i]) continue;
       const x = i % width;
-      const edge = x === 0 || x === width - 1 || i < width || i >= data.length - width || !data[i - 1] || !data[i + 1] || !data[i - width] || !data[i + width];
+      const y = (i - x) / width;
+      let edge = false;
+      for (let d = 1; d <= reach && !edge; d++) edge = outside(x - d, y) || outside(x + d, y) || outside(x, y - d) || outside(x, y + d);
       const o = i * 4;
       out[o] = edge ? er : r;
       out[o + 1] = edge ? eg : g;
       out[o + 2] = edge ? eb : b;
-      out[o + 3] = edge ? 255 : alpha;
+      out[o + 3] = edge ? 235 : alpha;
     }
   }
   context.putImageData(image, 0, 0);
