@@ -26,18 +26,28 @@ function checkAspect(width: number, height: number, target: { width: number; hei
   }
 }
 
-/** Resamples a 0/1 mask to the target size (bilinear, then thresholded at one half). */
-export async function resizeMask(mask: Uint8Array, width: number, height: number, target: { width: number; height: number }, what = 'the mask'): Promise<Uint8Array> {
+/**
+ * Resamples a 0/1 mask to the target size: each target pixel takes the majority of the source pixels it covers (one
+ * pixel, the nearest, when enlarging), so integer scalings are exact and masks neither grow nor shrink.
+ */
+export function resizeMask(mask: Uint8Array, width: number, height: number, target: { width: number; height: number }, what = 'the mask'): Uint8Array {
   checkAspect(width, height, target, what);
   if (width === target.width && height === target.height) return mask;
-  const grey = Buffer.alloc(mask.length);
-  for (let i = 0; i < mask.length; i++) grey[i] = mask[i] ? 255 : 0;
-  const { data } = await sharp(grey, { raw: { width, height, channels: 1 } })
-    .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
-    .extractChannel(0)
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return threshold(data, 1, 0);
+  const out = new Uint8Array(target.width * target.height);
+  const span = (t: number, from: number, to: number): [number, number] => {
+    const start = Math.floor((t * from) / to);
+    return [start, Math.max(start + 1, Math.floor(((t + 1) * from) / to))];
+  };
+  for (let ty = 0; ty < target.height; ty++) {
+    const [y0, y1] = span(ty, height, target.height);
+    for (let tx = 0; tx < target.width; tx++) {
+      const [x0, x1] = span(tx, width, target.width);
+      let inside = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) inside += mask[y * width + x]!;
+      out[ty * target.width + tx] = 2 * inside >= (y1 - y0) * (x1 - x0) ? 1 : 0;
+    }
+  }
+  return out;
 }
 
 function threshold(data: Uint8Array, channels: number, channel: number | 'max'): Uint8Array {
@@ -78,7 +88,7 @@ export async function readMaskImage(bytes: Uint8Array, target: { width: number; 
     }
   }
   const own = threshold(data, info.channels, alphaUsed ? info.channels - 1 : 'max');
-  const mask = await resizeMask(own, info.width, info.height, target, what);
+  const mask = resizeMask(own, info.width, info.height, target, what);
   let area = 0;
   for (const value of mask) area += value;
   return { mask, area };

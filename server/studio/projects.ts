@@ -77,18 +77,24 @@ const SEEDING = Symbol.for('mifo.sampleSeeding');
 
 /** On the first start of a data dir, a project from the first sample (masks ready) so the studio is never empty. */
 export function ensureSampleProject(services: ServerServices): Promise<void> {
-  const holder = globalThis as { [SEEDING]?: Promise<void> };
-  holder[SEEDING] ??= (async () => {
-    const marker = join(services.config.dataDir, 'sample-project-seeded');
-    if (existsSync(marker)) return;
-    const [first] = readSamples();
-    if (first && services.projects.list({ limit: 1 }).length === 0) await createProjectFromSample(services, first.id, { withMasks: true, name: `Sample: ${first.title}` });
-    writeFileAtomicSync(marker, `${new Date().toISOString()}\n`);
-  })().catch((error: unknown) => {
-    delete holder[SEEDING];
-    throw error;
-  });
-  return holder[SEEDING];
+  const holder = globalThis as { [SEEDING]?: Map<string, Promise<void>> };
+  const seeding = (holder[SEEDING] ??= new Map());
+  const dataDir = services.config.dataDir;
+  let pending = seeding.get(dataDir);
+  if (!pending) {
+    pending = (async () => {
+      const marker = join(dataDir, 'sample-project-seeded');
+      if (existsSync(marker)) return;
+      const [first] = readSamples();
+      if (first && services.projects.list({ limit: 1 }).length === 0) await createProjectFromSample(services, first.id, { withMasks: true, name: `Sample: ${first.title}` });
+      writeFileAtomicSync(marker, `${new Date().toISOString()}\n`);
+    })().catch((error: unknown) => {
+      seeding.delete(dataDir);
+      throw error;
+    });
+    seeding.set(dataDir, pending);
+  }
+  return pending;
 }
 
 /** Previews while learning, about five per phase: what the tokens generate so far ("a photo of <asset0> and …"). */

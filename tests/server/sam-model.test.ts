@@ -55,7 +55,8 @@ describe('SAM click-to-segment', () => {
   let projectId: string;
 
   before(async () => {
-    harness = await JobHarness.open({ queue: 'embedded' });
+    // The encoder holds the worker's event loop for a second or two: the lease must outlast it.
+    harness = await JobHarness.open({ queue: 'embedded', env: { MIFO_LEASE_MS: '8000' } });
     await harness.startWorker({ modules: [] });
     const photo = await sharp(Buffer.from(rendered.image), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toBuffer();
     const stored = await harness.services.artifacts.put(photo, 'image/png');

@@ -109,7 +109,7 @@ export const masksRouter = router({
           total: candidates.length,
           candidates: await Promise.all(
             shown.map(async (candidate) => {
-              const mask = await resizeMask(candidate.mask, candidate.width, candidate.height, photo, `mask ${candidate.index} (${candidate.width}×${candidate.height})`);
+              const mask = resizeMask(candidate.mask, candidate.width, candidate.height, photo, `mask ${candidate.index} (${candidate.width}×${candidate.height})`);
               let area = 0;
               for (const value of mask) area += value;
               const stored = await services.artifacts.put(await maskToPng(mask, photo.width, photo.height), 'image/png');
