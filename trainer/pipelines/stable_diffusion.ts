@@ -127,9 +127,10 @@ export class StableDiffusionPipeline {
       const uncond = this.encodePrompt(Array(batch).fill(options.negativePrompt ?? ''), { clipSkip: options.clipSkip });
       return tf.concat([uncond, text], 0);
     });
-    let latents = options.latents ? options.latents.clone() : this.initialLatents(batch, height, width, seed);
-    if (latents.shape[0] !== batch) throw new Error(`initial latents have batch ${latents.shape[0]}, expected ${batch}`);
-    latents = tf.tidy(() => tf.mul(latents, scheduler.initNoiseSigma)) as tf.Tensor4D;
+    const initial = options.latents ? options.latents.clone() : this.initialLatents(batch, height, width, seed);
+    if (initial.shape[0] !== batch) throw new Error(`initial latents have batch ${initial.shape[0]}, expected ${batch}`);
+    let latents = tf.tidy(() => tf.mul(initial, scheduler.initNoiseSigma)) as tf.Tensor4D;
+    initial.dispose();
 
     for (const [step, t] of timesteps.entries()) {
       const next = tf.tidy(() => {
