@@ -38,9 +38,20 @@ if (built !== current || !existsSync(join(root, '.next', 'BUILD_ID'))) {
 
 // Started through node directly so that this process's child is the server itself (killing it frees the port).
 const server = spawn(process.execPath, [nextBin, 'start', '-H', host, '-p', port], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env });
+// The first request seeds the sample project of a fresh data dir, so the URL printed leads to a studio ready to try.
+async function announce() {
+  const local = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}/`;
+  try {
+    const response = await fetch(local);
+    if (!response.ok) console.error(`the studio answered ${response.status} on its first request; see the log above`);
+  } catch (error) {
+    console.error(`the studio did not answer its first request: ${error.message}`);
+  }
+  console.log(`\nMIFO Studio is running at http://${host}:${port}/`);
+}
 server.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  if (/Ready|started server/i.test(String(chunk))) console.log(`\nMIFO Studio is running at http://${host}:${port}/`);
+  if (/Ready|started server/i.test(String(chunk))) void announce();
 });
 
 // The web server never computes: learning, composing, SAM encoding and pack export run in worker processes.

@@ -32,7 +32,7 @@ function NameField({ instance, others, onSaved }: { instance: InstanceRow; other
       <label className="sr-only" htmlFor={`name-${instance.id}`}>
         Name of this instance (its token)
       </label>
-      <div className="flex items-center gap-1 font-mono text-sm">
+      <div className="flex min-w-0 items-center gap-0.5 font-mono text-sm" title="The instance's name is its token in prompts">
         <span aria-hidden className="text-neutral-400">&lt;</span>
         <input
           id={`name-${instance.id}`}
@@ -183,6 +183,11 @@ export function InstancePanel({
                 <div className="flex items-center gap-1.5">
                   <span aria-hidden className="size-4 shrink-0 rounded-full ring-2 ring-white dark:ring-neutral-900" style={{ backgroundColor: instance.color ?? '#4f46e5' }} />
                   <NameField instance={instance} others={names.filter((n) => n !== instance.name)} onSaved={invalidate} />
+                </div>
+                <div className="mt-1 flex items-center gap-1 pl-5">
+                  <p className={`mr-auto min-w-0 truncate text-xs ${instance.maskSha256 ? 'text-neutral-500' : 'font-medium text-amber-700 dark:text-amber-400'}`}>
+                    {instance.maskSha256 ? maskSourceLabel((instance.prompts as { source?: string }).source) : 'no mask yet: click the object'}
+                  </p>
                   <Button size="sm" variant={selected ? 'primary' : 'secondary'} aria-pressed={selected} onClick={() => onSelect(selected ? null : instance.id)} className="shrink-0">
                     {selected ? 'Editing' : 'Edit'}
                   </Button>
@@ -206,9 +211,6 @@ export function InstancePanel({
                     ✕
                   </Button>
                 </div>
-                <p className={`mt-0.5 pl-6 text-xs ${instance.maskSha256 ? 'text-neutral-500' : 'font-medium text-amber-700 dark:text-amber-400'}`}>
-                  {instance.maskSha256 ? `${maskSourceLabel((instance.prompts as { source?: string }).source)} · token <${instance.name}>` : 'no mask yet: click the object in the photo'}
-                </p>
               </li>
             );
           })}

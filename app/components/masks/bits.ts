@@ -89,8 +89,8 @@ export function drawOverlay(canvas: HTMLCanvasElement, width: number, height: nu
     const [r, g, b] = hexToRgb(layer.color);
     // A light outline keeps an instance visible over an object of its own colour; the selected one's is yellow and wider.
     const [er, eg, eb] = layer.selected ? [250, 204, 21] : [255, 255, 255];
-    const alpha = layer.selected ? 150 : 105;
-    const reach = layer.selected ? 2 : 1;
+    const alpha = layer.selected ? 160 : 120;
+    const reach = layer.selected ? 3 : 2;
     const data = layer.bits.data;
     const outside = (x: number, y: number) => x < 0 || y < 0 || x >= width || y >= height || !data[y * width + x];
     for (let i = 0; i < data.length; i++) {
