@@ -97,7 +97,7 @@ test('open a sample, segment two objects, learn, compose with two boxes, export 
 
   // Compose with a box for each token, and the same seed without box control.
   await page.getByRole('link', { name: 'Compose with them →' }).click();
-  await expect(page.getByTestId('prompt')).toHaveValue('a photo of <circle> and <star> on the beach');
+  await expect(page.getByTestId('prompt')).toHaveValue('a photo of <circle> and <star> on snow');
   await expect(page.getByTestId('box-0')).toBeVisible();
   await expect(page.getByTestId('box-1')).toBeVisible();
   await page.getByTestId('box-canvas').scrollIntoViewIfNeeded();

@@ -54,7 +54,8 @@ function randomSeed(): number {
 
 function initialPrompt(tokens: LearnedToken[]): string {
   if (tokens.length === 0) return '';
-  return `a photo of ${tokens.map((t) => t.token).join(' and ')} on the beach`;
+  // A scene the default model's world knows (its captions: "a photo of … on snow", "… on grass", …).
+  return `a photo of ${tokens.map((t) => t.token).join(' and ')} on snow`;
 }
 
 function promptTokens(prompt: string): string[] {

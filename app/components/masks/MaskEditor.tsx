@@ -3,6 +3,7 @@
 // (points and a box), brush and eraser, imports of mask PNGs and SAM automatic-mask-generator JSON. Every change is
 // saved as the instance's mask, with the clicks that made it.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { TRPCClientError } from '@trpc/client';
 import Link from 'next/link';
 import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { artifactUrl } from '../../lib/artifacts.ts';
@@ -149,6 +150,8 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         setSaveState('saved');
         await invalidate();
       } catch (error) {
+        // The instance was deleted while its last change was on its way: nothing is left to save.
+        if (error instanceof TRPCClientError && error.data?.code === 'NOT_FOUND') return setSaveState('idle');
         setSaveState('error');
         setProblem(`The mask was not saved: ${errorMessage(error)}`);
       }

@@ -110,7 +110,7 @@ export function SharedPack({ shareToken }: { shareToken: string }) {
   if (pack.isPending) return <Spinner />;
   if (pack.error) {
     return (
-      <Alert tone="error" title="This link does not lead to a pack">
+      <Alert tone="error" title="This link does not lead to a pack" action={<Link href="/packs" className="text-sm font-medium underline">Browse shared packs</Link>}>
         {pack.error.data?.code === 'NOT_FOUND' ? 'The link may have been replaced by a new one, or the pack made private. Ask whoever shared it for the current link.' : errorMessage(pack.error)}
       </Alert>
     );
