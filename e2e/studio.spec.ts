@@ -79,6 +79,7 @@ test('open a sample, segment two objects, learn, compose with two boxes, export 
     await name.press('Enter');
     await expect(name).toHaveValue(instance.name);
   }
+  await expect(page.getByText(`Editing ${sample.instances.at(-1)!.name}.`)).toBeVisible();
   await expect(page.getByText('All changes saved')).toBeVisible();
   await shot(page, testInfo, 'masks');
 
@@ -112,7 +113,8 @@ test('open a sample, segment two objects, learn, compose with two boxes, export 
   await page.getByLabel('Steps', { exact: true }).fill('8');
   await page.getByLabel('Seed', { exact: true }).fill('7');
   await page.getByRole('button', { name: 'Generate' }).click();
-  await expect(page.getByTestId('compose-state')).toBeVisible();
+  // The live x̂0 preview under the boxes (or, if the run was quicker than the page, its result).
+  await expect(page.getByTestId('live-preview').or(page.getByTestId('compose-result'))).toBeVisible({ timeout: 120_000 });
   await shot(page, testInfo, 'composing');
   await expect(page.getByTestId('generated-image')).toHaveCount(2, { timeout: 180_000 });
   await expect(page.getByTestId('generation').first()).toContainText('seed 7 · 8 steps');

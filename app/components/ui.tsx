@@ -82,18 +82,13 @@ export function Kbd({ children }: { children: ReactNode }) {
 }
 
 /** A token such as <circle>, drawn as a chip in its instance's colour. */
-export function TokenChip({ token, color, onRemove }: { token: string; color?: string | null; onRemove?: () => void }) {
+export function TokenChip({ token, color }: { token: string; color?: string | null }) {
   return (
     <span
-      className="inline-flex items-center gap-1 rounded-full px-2 py-0.5 font-mono text-xs font-semibold text-white"
+      className="inline-flex items-center rounded-full px-2 py-0.5 font-mono text-xs font-semibold text-white"
       style={{ backgroundColor: color ?? '#4f46e5' }}
     >
       {token}
-      {onRemove && (
-        <button type="button" aria-label={`remove ${token}`} onClick={onRemove} className="rounded-full px-0.5 hover:bg-black/20">
-          ×
-        </button>
-      )}
     </span>
   );
 }

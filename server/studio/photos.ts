@@ -7,7 +7,7 @@ import { inspectPhoto, UploadError } from '../storage/images.ts';
 
 /** Masks are drawn at the stored photo's size; larger photos gain nothing (the models learn at 64–768 px). */
 export const STORED_SIDE = 1024;
-export const THUMBNAIL_SIDE = 256;
+const THUMBNAIL_SIDE = 256;
 
 export interface SquareCrop {
   /** in the upright photo's pixels */
@@ -27,7 +27,7 @@ function uprightSize(width: number, height: number, orientation: number | undefi
   return orientation && orientation >= 5 ? { width: height, height: width } : { width, height };
 }
 
-export function largestCenteredSquare(width: number, height: number): SquareCrop {
+function largestCenteredSquare(width: number, height: number): SquareCrop {
   const size = Math.min(width, height);
   return { x: Math.floor((width - size) / 2), y: Math.floor((height - size) / 2), size };
 }

@@ -129,12 +129,13 @@ function LivePreview({ job, boxes, colors, onDone }: { job: JobRow; boxes: NormB
     if (event.kind === 'failed') failure = String((event.data.error as { message?: string } | undefined)?.message ?? 'the run failed');
   }
   const active = !stream.ended;
+  const started = stream.events.some((event) => event.kind === 'started');
   return (
     <Card>
       <div className="flex items-center justify-between gap-2">
         <h3 className="flex items-center gap-2 text-sm font-semibold" data-testid="compose-state">
           {active && <Spinner />}
-          {stream.ended === 'completed' ? 'Done' : stream.ended === 'failed' ? 'Failed' : stream.ended === 'cancelled' ? 'Cancelled' : progress ? `Composing (${progress.phase ?? ''})` : 'Waiting for a worker…'}
+          {stream.ended === 'completed' ? 'Done' : stream.ended === 'failed' ? 'Failed' : stream.ended === 'cancelled' ? 'Cancelled' : progress ? `Composing (${progress.phase ?? ''})` : started ? 'Loading the model…' : 'Waiting for a worker…'}
         </h3>
         {active && (
           <Button size="sm" variant="danger" onClick={() => cancel.mutate({ id: job.id })} disabled={cancel.isPending}>
@@ -162,7 +163,7 @@ function LivePreview({ job, boxes, colors, onDone }: { job: JobRow; boxes: NormB
         </div>
       )}
       {stream.ended === 'completed' && finished.length > 0 && (
-        <div className="mt-3">
+        <div className="mt-3" data-testid="compose-result">
           <div className="grid grid-cols-2 gap-2">
             {finished.map((variant) => (
               <figure key={variant.variant}>

@@ -18,7 +18,7 @@ const VISIBILITY = [
   { id: 'public', label: 'Public', hint: 'listed under Shared packs' },
 ] as const;
 
-export function shareUrl(pack: PackRow): string {
+function shareUrl(pack: PackRow): string {
   return `${typeof window === 'undefined' ? '' : window.location.origin}/packs/${pack.shareToken}`;
 }
 

@@ -12,7 +12,7 @@ const placeholder = z.string().regex(/^<[^<>\s]{1,64}>$/, 'a placeholder token s
 /** The synthesis presets and ablations of trainer/synth/options.ts (a test keeps the lists equal). */
 export const COMPOSE_PRESETS = ['mifo', 'ba', 'off'] as const;
 export const COMPOSE_ABLATIONS = ['ca-only', 'sa-only', 'in-box-only', 'out-of-box-only', 'no-decay', 'no-refine'] as const;
-export const MAX_COMPOSE_BOXES = 8;
+const MAX_COMPOSE_BOXES = 8;
 
 const box = z
   .tuple([z.number(), z.number(), z.number(), z.number()])
