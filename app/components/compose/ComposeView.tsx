@@ -11,6 +11,7 @@ import { errorMessage } from '../../lib/format.ts';
 import { useTRPC, type JobRow, type LearnedToken } from '../../lib/trpc.ts';
 import { useJobEvents } from '../../lib/useJobEvents.ts';
 import { Alert, Button, Card, EmptyState, ProgressBar, SectionTitle, Spinner } from '../ui.tsx';
+import { ModelProblem } from '../ModelProblem.tsx';
 import { BoxCanvas, defaultBoxes, type NormBox } from './BoxCanvas.tsx';
 import { Gallery, type GenerationParams } from './Gallery.tsx';
 import { PromptEditor } from './PromptEditor.tsx';
@@ -301,6 +302,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
   const resolution = model.data?.available ? model.data.resolution : null;
   return (
     <div className="space-y-8">
+      <ModelProblem />
       <Card>
         <div className="grid gap-4 md:grid-cols-[minmax(0,2fr)_minmax(0,1fr)]">
           <PromptEditor id={promptId} label="Prompt" value={settings.prompt} onChange={setPrompt} tokens={tokens} />

@@ -12,6 +12,7 @@ import { LEARN_PRESET_INFO, type LearnPresetId } from '../../lib/learnPresets.ts
 import { useTRPC, type JobRow, type ProjectDetail } from '../../lib/trpc.ts';
 import { useJobEvents } from '../../lib/useJobEvents.ts';
 import { Alert, Button, Card, EmptyState, ProgressBar, SectionTitle, Spinner, TokenChip } from '../ui.tsx';
+import { ModelProblem } from '../ModelProblem.tsx';
 import { AttentionHeatmap } from './AttentionHeatmap.tsx';
 import { LossChart, type LossPoint } from './LossChart.tsx';
 
@@ -24,11 +25,13 @@ interface RunSummary {
   logs: { at: number; message: string }[];
   state: 'queued' | 'running' | 'retrying' | 'stopping' | 'completed' | 'failed' | 'cancelled';
   error: string | null;
+  /** 'input': the same input fails every time, so resuming cannot help */
+  errorKind: string | null;
   startedAt: number | null;
 }
 
 function summarize(events: JobEvent[]): RunSummary {
-  const summary: RunSummary = { progress: null, losses: [], attention: new Map(), attentionInside: new Map(), previews: [], logs: [], state: 'queued', error: null, startedAt: null };
+  const summary: RunSummary = { progress: null, losses: [], attention: new Map(), attentionInside: new Map(), previews: [], logs: [], state: 'queued', error: null, errorKind: null, startedAt: null };
   const lossByStep = new Map<number, LossPoint>();
   for (const event of events) {
     const data = event.data as Record<string, unknown>;
@@ -72,6 +75,7 @@ function summarize(events: JobEvent[]): RunSummary {
       case 'failed':
         summary.state = 'failed';
         summary.error = String((data.error as { message?: string } | undefined)?.message ?? 'the run failed');
+        summary.errorKind = (data.error as { kind?: string } | undefined)?.kind ?? null;
         break;
       case 'cancelled':
         summary.state = 'cancelled';
@@ -145,7 +149,7 @@ function LearnRunStream({ job, detail, onResumed, onTerminal, onRestart }: { job
                 Cancel
               </Button>
             )}
-            {(summary.state === 'cancelled' || summary.state === 'failed') && (
+            {(summary.state === 'cancelled' || (summary.state === 'failed' && summary.errorKind !== 'input')) && (
               <Button variant="primary" onClick={() => resume.mutate({ id: job.id })} disabled={resume.isPending}>
                 Resume from checkpoint
               </Button>
@@ -161,7 +165,7 @@ function LearnRunStream({ job, detail, onResumed, onTerminal, onRestart }: { job
           <ProgressBar value={summary.state === 'completed' ? 1 : fraction} label="Learning progress" />
           <p className="mt-2 flex flex-wrap gap-x-4 text-sm text-neutral-600 dark:text-neutral-400" aria-live="polite">
             <span data-testid="learn-step">
-              {progress && progress.total > 0 ? `step ${progress.step} of ${progress.total}` : summary.state === 'queued' ? 'queued' : 'loading the model…'}
+              {progress && progress.total > 0 ? `step ${progress.step} of ${progress.total}` : summary.state === 'queued' ? 'queued' : active ? 'loading the model…' : 'no step ran'}
             </span>
             {progress?.phase && <span>{progress.phase}</span>}
             {active && progress?.etaMs !== undefined && <span>about {formatDuration(progress.etaMs)} left</span>}
@@ -173,10 +177,12 @@ function LearnRunStream({ job, detail, onResumed, onTerminal, onRestart }: { job
           <p className="mt-3 text-sm text-neutral-600 dark:text-neutral-400">The run starts as soon as a worker is free. <code>npm start</code> runs one beside the studio; see docs/deploy.md for more.</p>
         )}
         {summary.state === 'failed' && (
-          <div className="mt-4">
-            <Alert tone="error" title="Learning stopped">
-              {summary.error}. Resume continues from the last checkpoint; if the problem is the input, fix the masks on the Objects step and learn again.
+          <div className="mt-4 space-y-3">
+            <Alert tone="error" title={summary.errorKind === 'input' ? 'Learning cannot run with this input' : 'Learning stopped'}>
+              {summary.error}.{' '}
+              {summary.errorKind === 'input' ? 'Fix what the message says (the masks are on the Objects step), then learn again.' : 'Resume continues from the last checkpoint.'}
             </Alert>
+            <ModelProblem />
           </div>
         )}
         {summary.state === 'cancelled' && (
@@ -305,6 +311,9 @@ function PresetPicker({ detail, onStarted, onCancel }: { detail: ProjectDetail; 
   }
   return (
     <Card>
+      <div className="mb-4 empty:hidden">
+        <ModelProblem />
+      </div>
       <SectionTitle hint="Each instance becomes a token named after it. Learning runs on a worker; you can leave this page and come back.">Learn {masked.length} token{masked.length === 1 ? '' : 's'}</SectionTitle>
       <div className="mb-4 flex flex-wrap gap-1.5">
         {detail.instances.map((instance) => (
