@@ -96,9 +96,13 @@ export function MaskEditor({ projectId }: { projectId: string }) {
 
   const invalidate = useCallback(() => queryClient.invalidateQueries({ queryKey: trpc.projects.get.queryKey({ id: projectId }) }), [projectId, queryClient, trpc]);
   const segment = useMutation(trpc.masks.segment.mutationOptions());
-  const upload = useMutation(trpc.masks.upload.mutationOptions());
-  const addInstance = useMutation(trpc.projects.addInstance.mutationOptions());
-  const updateInstance = useMutation(trpc.projects.updateInstance.mutationOptions());
+  // mutateAsync is stable across renders, so the callbacks below keep their identity.
+  const { mutateAsync: segmentMask } = segment;
+  const { mutateAsync: uploadMask } = useMutation(trpc.masks.upload.mutationOptions());
+  const { mutateAsync: addInstance } = useMutation(trpc.projects.addInstance.mutationOptions());
+  const { mutateAsync: updateInstance } = useMutation(trpc.projects.updateInstance.mutationOptions());
+  const loading = useRef(new Set<string>());
+  const creating = useRef<Promise<Editing> | null>(null);
 
   useEffect(() => {
     if (width) setBrushRadius(Math.max(2, Math.round(width / 48)));
@@ -109,11 +113,14 @@ export function MaskEditor({ projectId }: { projectId: string }) {
     if (!width) return;
     for (const instance of instances) {
       const sha = instance.maskSha256;
-      if (!sha || cache.has(sha)) continue;
-      loadMaskBits(artifactUrl(sha), width, height).then(
-        (bits) => setCache((current) => new Map(current).set(sha, bits)),
-        (error: Error) => setProblem(`The mask of '${instance.name}' could not be loaded: ${error.message}`),
-      );
+      if (!sha || cache.has(sha) || loading.current.has(sha)) continue;
+      loading.current.add(sha);
+      loadMaskBits(artifactUrl(sha), width, height)
+        .then(
+          (bits) => setCache((current) => new Map(current).set(sha, bits)),
+          (error: Error) => setProblem(`The mask of '${instance.name}' could not be loaded: ${error.message}`),
+        )
+        .finally(() => loading.current.delete(sha));
     }
   }, [cache, height, instances, width]);
 
@@ -138,14 +145,14 @@ export function MaskEditor({ projectId }: { projectId: string }) {
       try {
         const prompts = { source: snapshot.source, points: snapshot.points, box: snapshot.box };
         if (countBits(snapshot.bits) === 0) {
-          await updateInstance.mutateAsync({ id: snapshot.instanceId, maskSha256: null, prompts });
+          await updateInstance({ id: snapshot.instanceId, maskSha256: null, prompts });
         } else {
           const form = new FormData();
           form.set('projectId', projectId);
           form.set('file', await bitsToPngBlob(snapshot.bits), 'mask.png');
-          const stored = await upload.mutateAsync(form);
+          const stored = await uploadMask(form);
           setCache((current) => new Map(current).set(stored.sha256, { ...snapshot.bits, data: snapshot.bits.data.slice() }));
-          await updateInstance.mutateAsync({ id: snapshot.instanceId, maskSha256: stored.sha256, prompts });
+          await updateInstance({ id: snapshot.instanceId, maskSha256: stored.sha256, prompts });
         }
         setSaveState('saved');
         await invalidate();
@@ -156,7 +163,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         setProblem(`The mask was not saved: ${errorMessage(error)}`);
       }
     },
-    [invalidate, projectId, updateInstance, upload],
+    [invalidate, projectId, updateInstance, uploadMask],
   );
 
   const flushSave = useCallback(() => {
@@ -176,7 +183,10 @@ export function MaskEditor({ projectId }: { projectId: string }) {
     saveTimer.current = { snapshot, timer: setTimeout(() => flushSave(), 300) };
   }, [flushSave]);
 
-  useEffect(() => () => flushSave(), [flushSave]);
+  // Leaving the page saves what is still waiting.
+  const latestFlush = useRef(flushSave);
+  latestFlush.current = flushSave;
+  useEffect(() => () => latestFlush.current(), []);
 
   const beginEditing = useCallback(
     (instance: InstanceRow) => {
@@ -218,15 +228,20 @@ export function MaskEditor({ projectId }: { projectId: string }) {
 
   useEffect(() => redraw(), [cache, instances, redraw]);
 
-  /** The instance being edited; a new one when none is selected (its name and colour are free ones). */
-  const ensureEditing = useCallback(async (): Promise<Editing> => {
-    if (editing.current) return editing.current;
-    const name = freeInstanceName('object', instances.map((i) => i.name));
-    const created = await addInstance.mutateAsync({ projectId, name, color: nextInstanceColor(instances.map((i) => i.color)) });
-    editing.current = { instanceId: created.id, bits: emptyBits(width, height), points: [], box: null, source: 'sam', pendingSha: null };
-    setSelectedId(created.id);
-    await invalidate();
-    return editing.current;
+  /** The instance being edited; a new one when none is selected (its name and colour are free ones), made once. */
+  const ensureEditing = useCallback((): Promise<Editing> => {
+    if (editing.current) return Promise.resolve(editing.current);
+    creating.current ??= (async () => {
+      const name = freeInstanceName('object', instances.map((i) => i.name));
+      const created = await addInstance({ projectId, name, color: nextInstanceColor(instances.map((i) => i.color)) });
+      editing.current = { instanceId: created.id, bits: emptyBits(width, height), points: [], box: null, source: 'sam', pendingSha: null };
+      setSelectedId(created.id);
+      await invalidate();
+      return editing.current;
+    })().finally(() => {
+      creating.current = null;
+    });
+    return creating.current;
   }, [addInstance, height, instances, invalidate, projectId, width]);
 
   const runSam = useCallback(
@@ -252,7 +267,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         return;
       }
       try {
-        const result = await segment.mutateAsync({ projectId, points, box });
+        const result = await segmentMask({ projectId, points, box });
         const bits = await loadMaskBits(result.dataUrl, width, height);
         if (request !== samRequest.current || editing.current !== target) return;
         target.bits = bits;
@@ -262,7 +277,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         if (request === samRequest.current) setProblem(errorMessage(error));
       }
     },
-    [ensureEditing, height, projectId, redraw, scheduleSave, segment, width],
+    [ensureEditing, height, projectId, redraw, scheduleSave, segmentMask, width],
   );
 
   const onPoint = (point: SamPoint) => {
