@@ -40,10 +40,16 @@ export class SamService {
   }
 }
 
-const SINGLETON = Symbol.for('mifo.samService');
+const SINGLETON = Symbol.for('mifo.samServices');
 
+/** One service per artifact store (one per process in the studio), kept across module reloads of `next dev`. */
 export function getSamService(artifacts: ArtifactStore): SamService {
-  const holder = globalThis as { [SINGLETON]?: SamService };
-  holder[SINGLETON] ??= new SamService(artifacts);
-  return holder[SINGLETON];
+  const holder = globalThis as { [SINGLETON]?: WeakMap<ArtifactStore, SamService> };
+  const services = (holder[SINGLETON] ??= new WeakMap());
+  let service = services.get(artifacts);
+  if (!service) {
+    service = new SamService(artifacts);
+    services.set(artifacts, service);
+  }
+  return service;
 }
