@@ -1,7 +1,7 @@
 // Memory on the wasm backend: every tensor lives in one wasm32 heap that grows up to 4 GiB and never shrinks. This
-// module turns heap exhaustion into a clear error (stock tfjs silently writes through a null pointer), reports the
-// heap, measures a training step's peak and plans batches: the largest micro-batch that fits, plus how many of them
-// to accumulate.
+// module turns heap exhaustion into a clear error (stock tfjs silently writes through a null pointer or aborts the
+// module), counts live tensor memory, measures a training step's peak and plans batches: the largest micro-batch
+// that fits, plus how many of them to accumulate.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from './wasm_heap.ts';
 
@@ -9,10 +9,14 @@ import type { BackendWasm } from './wasm_heap.ts';
 export const WASM_HEAP_LIMIT_BYTES = 4294901760;
 
 export class WasmHeapExhaustedError extends Error {
-  constructor(readonly requestedBytes: number, readonly heapBytes: number) {
+  constructor(
+    readonly requestedBytes: number,
+    readonly liveBytes: number,
+    readonly limitBytes: number,
+  ) {
     super(
-      `wasm heap exhausted: cannot allocate ${mib(requestedBytes)} MiB with ${mib(heapBytes)} MiB of the ` +
-        `${mib(WASM_HEAP_LIMIT_BYTES)} MiB wasm32 limit in use; use a smaller batch or accumulate gradients ` +
+      `wasm heap exhausted: cannot allocate ${mib(requestedBytes)} MiB with ${mib(liveBytes)} MiB of tensors live ` +
+        `(usable limit ${mib(limitBytes)} MiB of the 4 GiB wasm32 heap); use a smaller batch or accumulate gradients ` +
         '(planBatch in trainer/runtime/memory.ts)',
     );
     this.name = 'WasmHeapExhaustedError';
@@ -25,54 +29,106 @@ function mib(bytes: number): string {
 
 interface EmscriptenHeap {
   _malloc(bytes: number): number;
+  _free(address: number): void;
   HEAPU8: Uint8Array;
 }
 
-const guarded = new WeakSet<object>();
+/** Bytes kept free for the backend's own C++ allocations, which abort the whole wasm module when they fail. */
+export const DEFAULT_RESERVE_BYTES = 64 * 2 ** 20;
+
+/** Live bytes of the tensor allocations made from JS (all tfjs tensors), counted once however many tensors share them. */
+class HeapTracker {
+  private readonly sizes = new Map<number, number>();
+  live = 0;
+  peak = 0;
+
+  constructor(
+    readonly limitBytes: number,
+    readonly reserveBytes: number,
+  ) {}
+
+  allocated(address: number, bytes: number): void {
+    this.sizes.set(address, bytes);
+    this.live += bytes;
+    this.peak = Math.max(this.peak, this.live);
+  }
+
+  freed(address: number): void {
+    const bytes = this.sizes.get(address);
+    if (bytes === undefined) return;
+    this.sizes.delete(address);
+    this.live -= bytes;
+  }
+}
+
+const trackers = new WeakMap<object, HeapTracker>();
+
+function trackerOf(backend: BackendWasm): HeapTracker | undefined {
+  return trackers.get(backend.wasm as unknown as object);
+}
 
 /**
- * Makes a failed allocation on the wasm backend throw WasmHeapExhaustedError instead of returning address 0 (which
- * tfjs would use as the tensor's memory).
+ * Guards tensor allocations on the wasm backend: a request that does not fit below the limit minus a reserve throws
+ * WasmHeapExhaustedError. Stock tfjs would otherwise use address 0 (malloc's failure value) as the tensor's memory,
+ * wrap requests over 4 GiB around to small blocks, or let the backend's own allocations fail later and abort the
+ * module. Also counts live and peak bytes for measurePeakBytes.
  */
-export function guardWasmHeap(backend: BackendWasm): void {
+export function guardWasmHeap(backend: BackendWasm, options: { limitBytes?: number; reserveBytes?: number } = {}): void {
   const wasm = backend.wasm as unknown as EmscriptenHeap;
-  if (guarded.has(wasm)) return;
-  guarded.add(wasm);
+  if (trackers.has(wasm)) return;
+  const tracker = new HeapTracker(options.limitBytes ?? WASM_HEAP_LIMIT_BYTES, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
+  trackers.set(wasm, tracker);
+  // emscripten exports start as stubs that replace themselves with the raw wasm function on their first call, which
+  // would also replace a wrapper installed before that; one call first makes the wrappers stick.
+  wasm._free(wasm._malloc(8));
   const malloc = wasm._malloc.bind(wasm);
+  const free = wasm._free.bind(wasm);
   wasm._malloc = (bytes: number) => {
-    // wasm32 malloc takes a 32-bit size: a larger request would wrap around to a small block.
-    if (bytes > WASM_HEAP_LIMIT_BYTES) throw new WasmHeapExhaustedError(bytes, wasm.HEAPU8.length);
+    const usable = tracker.limitBytes - tracker.reserveBytes;
+    if (tracker.live + bytes > usable) throw new WasmHeapExhaustedError(bytes, tracker.live, usable);
     const address = malloc(bytes);
-    if (address === 0 && bytes > 0) throw new WasmHeapExhaustedError(bytes, wasm.HEAPU8.length);
+    if (address === 0 && bytes > 0) throw new WasmHeapExhaustedError(bytes, tracker.live, usable);
+    tracker.allocated(address, bytes);
     return address;
+  };
+  wasm._free = (address: number) => {
+    tracker.freed(address);
+    free(address);
   };
 }
 
 export interface HeapStats {
-  /** bytes held by live tensors (tf.memory().numBytes) */
-  tensorBytes: number;
+  /** bytes of live tensor memory (shared memory counted once; tf.memory().numBytes counts it per tensor) */
+  liveBytes: number;
   /** current size of the wasm heap (0 on other backends); it only grows */
   heapBytes: number;
-  /** the most the heap can hold (Infinity off wasm) */
+  /** the most tensors may use (Infinity off wasm) */
   limitBytes: number;
 }
 
 export function heapStats(): HeapStats {
-  const onWasm = tf.getBackend() === 'wasm';
-  const wasm = onWasm ? ((tf.backend() as BackendWasm).wasm as unknown as EmscriptenHeap) : null;
+  const tracker = tf.getBackend() === 'wasm' ? trackerOf(tf.backend() as BackendWasm) : undefined;
+  const wasm = tracker ? ((tf.backend() as BackendWasm).wasm as unknown as EmscriptenHeap) : null;
   return {
-    tensorBytes: tf.memory().numBytes,
+    liveBytes: tracker ? tracker.live : tf.memory().numBytes,
     heapBytes: wasm ? wasm.HEAPU8.length : 0,
-    limitBytes: onWasm ? WASM_HEAP_LIMIT_BYTES : Number.POSITIVE_INFINITY,
+    limitBytes: tracker ? tracker.limitBytes - tracker.reserveBytes : Number.POSITIVE_INFINITY,
   };
 }
 
 /**
- * Peak tensor bytes a function adds on top of what is live when it starts (it must free what it allocates). tf.profile
- * samples the total after every kernel, so tensors made without a kernel (tf.tensor, tf.zeros) only count once a
- * kernel runs while they are alive.
+ * Peak bytes a function adds on top of what is live when it starts (it must free what it allocates). On the wasm
+ * backend this counts real allocations; elsewhere it falls back to tf.profile, which counts memory shared by several
+ * tensors once per tensor.
  */
 export async function measurePeakBytes(fn: () => void): Promise<number> {
+  const tracker = tf.getBackend() === 'wasm' ? trackerOf(tf.backend() as BackendWasm) : undefined;
+  if (tracker) {
+    const before = tracker.live;
+    tracker.peak = before;
+    fn();
+    return tracker.peak - before;
+  }
   const before = tf.memory().numBytes;
   const profile = await tf.profile(() => {
     fn();
@@ -96,9 +152,9 @@ export interface PlanBatchOptions {
   batch: number;
   /** one forward + backward (+ optimizer) at the given batch size; it must dispose everything it creates */
   trainStep: (batch: number) => void;
-  /** total bytes tensors may use; defaults to the wasm heap limit (no planning needed off wasm) */
+  /** total bytes tensors may use; defaults to the wasm heap limit less its reserve (no planning needed off wasm) */
   limitBytes?: number;
-  /** fraction of the limit kept free for fragmentation and the caller; default 0.15 */
+  /** fraction of the limit kept free for fragmentation and the caller; default 0.1 */
   headroom?: number;
 }
 
@@ -109,10 +165,11 @@ export interface PlanBatchOptions {
 export async function planBatch(options: PlanBatchOptions): Promise<BatchPlan> {
   const { batch } = options;
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`planBatch: batch must be a positive integer, got ${batch}`);
-  const limit = options.limitBytes ?? heapStats().limitBytes;
+  const stats = heapStats();
+  const limit = options.limitBytes ?? stats.limitBytes;
   if (limit === Number.POSITIVE_INFINITY) return { microBatch: batch, microBatches: [batch], fixedBytes: 0, bytesPerSample: 0 };
-  const headroom = options.headroom ?? 0.15;
-  const available = limit * (1 - headroom) - tf.memory().numBytes;
+  const headroom = options.headroom ?? 0.1;
+  const available = limit * (1 - headroom) - stats.liveBytes;
   const one = await measurePeakBytes(() => options.trainStep(1));
   if (one > available) {
     throw new Error(`planBatch: one sample needs ${mib(one)} MiB but only ${mib(available)} MiB are available`);

@@ -22,14 +22,35 @@ describe('wasm heap memory', () => {
   test('an allocation beyond the wasm32 limit throws instead of wrapping around', () => {
     assert.equal(tf.getBackend(), 'wasm');
     assert.throws(() => tf.fill([1.2e9], 1), WasmHeapExhaustedError);
-    assert.equal(heapStats().limitBytes, WASM_HEAP_LIMIT_BYTES);
+    assert.ok(heapStats().limitBytes < WASM_HEAP_LIMIT_BYTES);
+  });
+
+  test('live bytes count every tensor allocation once, shared memory once', () => {
+    const before = heapStats().liveBytes;
+    const a = tf.fill([MiB / 4], 1);
+    const b = tf.zeros([MiB / 2]);
+    const copy = tf.clone(b);
+    const shared = tf.reshape(copy, [2, MiB / 4]);
+    assert.equal(heapStats().liveBytes - before, 3 * MiB);
+    tf.dispose([a, b, copy, shared]);
+    assert.equal(heapStats().liveBytes, before);
   });
 
   test('a failed malloc throws instead of handing out address 0', () => {
-    const fake = { wasm: { _malloc: (bytes: number) => (bytes > 100 ? 0 : 64), HEAPU8: new Uint8Array(128) } };
-    guardWasmHeap(fake as unknown as BackendWasm);
+    const fake = { wasm: { _malloc: (bytes: number) => (bytes > 100 ? 0 : 64), _free: (_address: number) => {}, HEAPU8: new Uint8Array(128) } };
+    guardWasmHeap(fake as unknown as BackendWasm, { limitBytes: 10_000, reserveBytes: 0 });
     assert.equal(fake.wasm._malloc(10), 64);
     assert.throws(() => fake.wasm._malloc(1000), (error: unknown) => error instanceof WasmHeapExhaustedError && /planBatch/.test(error.message));
+  });
+
+  test('allocations stop short of the limit by the reserve, and freed memory is counted back', () => {
+    let next = 8;
+    const fake = { wasm: { _malloc: (bytes: number) => (next += bytes), _free: (_address: number) => {}, HEAPU8: new Uint8Array(8) } };
+    guardWasmHeap(fake as unknown as BackendWasm, { limitBytes: 1000, reserveBytes: 200 });
+    const first = fake.wasm._malloc(500);
+    assert.throws(() => fake.wasm._malloc(301), WasmHeapExhaustedError);
+    fake.wasm._free(first);
+    fake.wasm._malloc(800);
   });
 
   test('splitBatch makes the fewest, most even passes', () => {
@@ -40,12 +61,12 @@ describe('wasm heap memory', () => {
     assert.deepEqual(splitBatch(9, 4), { microBatch: 3, microBatches: [3, 3, 3] });
   });
 
-  test('measurePeakBytes sees the high-water mark (after each kernel) of a step that frees everything', async () => {
+  test('measurePeakBytes sees the high-water mark of a step that frees everything, shared memory counted once', async () => {
     const peak = await measurePeakBytes(() => {
       const a = tf.fill([MiB / 4], 1);
-      const b = tf.fill([MiB / 2], 2);
-      a.dispose();
-      b.dispose();
+      const b = tf.zeros([MiB / 2]);
+      const view = tf.reshape(b, [MiB / 4, 2]);
+      tf.dispose([a, b, view]);
     });
     assert.equal(peak, 3 * MiB);
   });
@@ -57,14 +78,14 @@ describe('wasm heap memory', () => {
       const perSample = tf.fill([(batch * 10 * MiB) / 4], 1);
       tf.dispose([fixed, perSample]);
     };
-    const limitBytes = tf.memory().numBytes + 100 * MiB;
+    const limitBytes = heapStats().liveBytes + 100 * MiB;
     const plan = await planBatch({ batch: 20, trainStep, limitBytes, headroom: 0 });
     assert.equal(plan.bytesPerSample, 10 * MiB);
     assert.equal(plan.fixedBytes, 5 * MiB);
     assert.deepEqual(plan.microBatches, [7, 7, 6]);
     const small = await planBatch({ batch: 4, trainStep, limitBytes, headroom: 0 });
     assert.deepEqual(small.microBatches, [4]);
-    await assert.rejects(planBatch({ batch: 2, trainStep, limitBytes: tf.memory().numBytes + 10 * MiB }), /one sample needs/);
+    await assert.rejects(planBatch({ batch: 2, trainStep, limitBytes: heapStats().liveBytes + 10 * MiB }), /one sample needs/);
   });
 
   test('accumulated micro-batch gradients equal the full-batch gradient of a mean loss', () => {
