@@ -1,6 +1,6 @@
-// Trains the embedded default model (models/default) from nothing: the VAE, then the text encoder and UNet, on the
-// procedural world, on the CPU engine. Rerunning the same command continues from the last checkpoint; Ctrl-C (or
-// SIGTERM) stops after the current step with a checkpoint.
+// Trains the embedded default model (models/default) from nothing: the VAE, a decoder fine-tune, then the text
+// encoder and UNet, on the procedural world, on the CPU engine. Rerunning the same command continues from the last
+// checkpoint; Ctrl-C (or SIGTERM) stops after the current step with a checkpoint.
 //
 //   npx tsx scripts/train-default-model.ts                       the whole recipe (configs/default.json)
 //     --recipe FILE      recipe JSON (default trainer/train/configs/default.json)
@@ -62,7 +62,7 @@ if (values.export) {
     shouldStop: () => stopRequested || Date.now() > deadline,
     onMessage: say,
     onStep: ({ stage, step, total, loss, lr, seconds }) => {
-      const every = stage === 'vae' ? recipe.vae.logEvery : recipe.diffusion.logEvery;
+      const every = recipe[stage as 'vae' | 'decoder' | 'diffusion'].logEvery;
       if (step % every === 0 || step === total) {
         say(`${stage} ${step}/${total} loss ${loss.toFixed(5)} lr ${lr.toExponential(2)} ${(seconds / 60).toFixed(1)} min (${((seconds / step) * 1000).toFixed(0)} ms/step)`);
       }
@@ -71,6 +71,6 @@ if (values.export) {
   say(
     result.completed
       ? `done: ${resolve(values.out)}`
-      : `stopped at vae ${result.vaeStep}/${recipe.vae.steps}, diffusion ${result.diffusionStep}/${recipe.diffusion.steps}; rerun to continue`,
+      : `stopped at vae ${result.vaeStep}/${recipe.vae.steps}, decoder ${result.decoderStep}/${recipe.decoder.steps}, diffusion ${result.diffusionStep}/${recipe.diffusion.steps}; rerun to continue`,
   );
 }

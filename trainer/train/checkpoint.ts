@@ -15,7 +15,7 @@ export const TRAIN_CHECKPOINT_VERSION = 1;
 const STATE_FILE = 'checkpoint.json';
 const TENSOR_FILE = /^state-s\d+\.safetensors$/;
 
-export type StageName = 'vae' | 'diffusion';
+export type StageName = 'vae' | 'decoder' | 'diffusion';
 
 export interface NamedParameter {
   /** component-qualified key, e.g. "unet.conv_in.weight" */

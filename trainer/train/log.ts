@@ -1,5 +1,5 @@
-// The loss curve: one JSON record per logged step in <work>/loss.jsonl. A resumed run first drops the records written
-// after its checkpoint, so the file always describes one uninterrupted run.
+// The loss curve: one JSON record per logged step in <work>/loss.jsonl. A resumed stage first drops its records
+// written after its checkpoint, so the file always describes one uninterrupted run.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { StageName } from './checkpoint.ts';
 
@@ -16,8 +16,6 @@ export interface LossRecord {
   [term: string]: number | string;
 }
 
-const STAGE_ORDER: StageName[] = ['vae', 'diffusion'];
-
 export class LossLog {
   constructor(readonly path: string) {}
 
@@ -29,11 +27,10 @@ export class LossLog {
       .map((line) => JSON.parse(line) as LossRecord);
   }
 
-  /** Keeps the records up to `step` of `stage` (and all of earlier stages), dropping everything after. */
+  /** Drops the records of `stage` written after its step `step` (all of them for 0). */
   truncateAfter(stage: StageName, step: number): void {
     if (!existsSync(this.path)) return;
-    const rank = STAGE_ORDER.indexOf(stage);
-    const kept = this.records().filter((r) => STAGE_ORDER.indexOf(r.stage) < rank || (r.stage === stage && r.step <= step));
+    const kept = this.records().filter((r) => r.stage !== stage || r.step <= step);
     writeFileSync(this.path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
   }
 

@@ -49,6 +49,15 @@ export interface VaeStageRecipe extends StageBookkeeping {
   scalingImages: number;
 }
 
+/**
+ * Stage 1b: the decoder alone (and post_quant_conv) on whole images, encoder frozen. It sharpens reconstructions
+ * without moving the latent space, so it is independent of the diffusion stage (as SD's ft-MSE decoder).
+ */
+export interface DecoderStageRecipe extends StageBookkeeping {
+  optimizer: OptimizerRecipe;
+  l1Weight: number;
+}
+
 export interface DiffusionStageRecipe extends StageBookkeeping {
   optimizer: OptimizerRecipe;
   /** share of training captions replaced by "" so classifier-free guidance has an unconditional model */
@@ -87,6 +96,7 @@ export interface Recipe {
   unet: UNet2DConditionConfig;
   scheduler: SchedulerConfig;
   vae: VaeStageRecipe;
+  decoder: DecoderStageRecipe;
   diffusion: DiffusionStageRecipe;
 }
 
@@ -160,7 +170,7 @@ function parseBookkeeping(raw: Json, where: string): StageBookkeeping {
 /** Validates a parsed recipe. Model configs are checked again, in full, by the model constructors. */
 export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const raw = object(input, source);
-  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'diffusion'], source);
+  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'decoder', 'diffusion'], source);
   if (typeof raw.name !== 'string' || raw.name.length === 0) throw new RecipeError(`${source}.name must be a non-empty string`);
 
   const worldRaw = object(raw.world, `${source}.world`);
@@ -211,6 +221,14 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     throw new RecipeError(`${source}: unet.sample_size must be world.imageSize / ${vaeFactor} = ${world.imageSize / vaeFactor}`);
   }
 
+  const decoderRaw = object(raw.decoder, `${source}.decoder`);
+  checkKeys(decoderRaw, [...BOOKKEEPING_KEYS, 'optimizer', 'l1Weight'], `${source}.decoder`);
+  const decoder: DecoderStageRecipe = {
+    ...parseBookkeeping(decoderRaw, `${source}.decoder`),
+    optimizer: parseOptimizer(decoderRaw.optimizer, `${source}.decoder.optimizer`),
+    l1Weight: number(decoderRaw, 'l1Weight', `${source}.decoder`, nonNegative, 'non-negative'),
+  };
+
   const diffusionRaw = object(raw.diffusion, `${source}.diffusion`);
   checkKeys(
     diffusionRaw,
@@ -235,6 +253,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     unet,
     scheduler,
     vae,
+    decoder,
     diffusion,
   };
 }
@@ -253,13 +272,16 @@ export function readRecipe(path: string): Recipe {
  * A hash of what a stage's result depends on. Bookkeeping (checkpoint, preview and log intervals) and the stage's
  * step count are left out, so a run can be extended or checkpointed more often and still resume.
  */
-export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'diffusion'): string {
+export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'decoder' | 'diffusion'): string {
   const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, ...rest }: StageBookkeeping & Json) => rest;
   const vae = strip(recipe.vae as unknown as StageBookkeeping & Json);
+  // the decoder stage leaves the encoder, hence the latents the diffusion stage trains on, as stage 1 made them
   const relevant =
     stage === 'vae'
       ? { seed: recipe.seed, world: recipe.world, vae }
-      : { seed: recipe.seed, world: recipe.world, vae, textEncoder: recipe.textEncoder, unet: recipe.unet, scheduler: recipe.scheduler, diffusion: strip(recipe.diffusion as unknown as StageBookkeeping & Json) };
+      : stage === 'decoder'
+        ? { seed: recipe.seed, world: recipe.world, vae, decoder: strip(recipe.decoder as unknown as StageBookkeeping & Json) }
+        : { seed: recipe.seed, world: recipe.world, vae, textEncoder: recipe.textEncoder, unet: recipe.unet, scheduler: recipe.scheduler, diffusion: strip(recipe.diffusion as unknown as StageBookkeeping & Json) };
   return createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
 

@@ -1,9 +1,11 @@
-// The whole recipe in order: stage 1 (VAE) then stage 2 (text encoder + UNet), each resumable, then the export of
-// the diffusers folder. A work folder holds everything a rerun needs to continue:
+// The whole recipe in order: stage 1 (VAE), stage 1b (decoder fine-tune), stage 2 (text encoder + UNet), each
+// resumable, then the export of the diffusers folder. A work folder holds everything a rerun needs to continue:
 //   recipe.json            the recipe the run started with
-//   loss.jsonl             loss records of both stages
+//   loss.jsonl             loss records of every stage
 //   vae/checkpoint/        stage-1 checkpoint; vae/previews/ originals over reconstructions
-//   vae/model/             the finished VAE (float32, scaling_factor set); its presence marks stage 1 done
+//   vae/model/             the stage-1 VAE (float32, scaling_factor set); its presence marks stage 1 done
+//   decoder/checkpoint/    stage-1b checkpoint; decoder/previews/
+//   decoder/model/         the final VAE: stage-1 encoder, fine-tuned decoder; marks stage 1b done
 //   diffusion/checkpoint/  stage-2 checkpoint (weights, AdamW moments, EMA); diffusion/previews/ held-out captions
 //   diffusion/tokenizer/   the world's CLIP tokenizer
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,9 +17,11 @@ import { createDiffusionModels, diffusionTrainingStage, exportPipeline } from '.
 import { LossLog } from './log.ts';
 import type { Recipe } from './recipe.ts';
 import { runStage } from './stage.ts';
-import { createVae, heldOutScenes, latentScalingFactor, measureReconstruction, saveVae, vaeTrainingStage } from './vae_stage.ts';
+import { AutoencoderKL } from '../models/autoencoder_kl.ts';
+import { createVae, decoderTrainingStage, heldOutScenes, latentScalingFactor, measureReconstruction, saveVae, vaeTrainingStage } from './vae_stage.ts';
 
-/** The diffusion stage draws from its own stream, so the VAE's step count never changes what it sees. */
+/** Later stages draw from streams of their own, so an earlier stage's step count never changes what they see. */
+const DECODER_STREAM_OFFSET = 2000;
 const DIFFUSION_STREAM_OFFSET = 1000;
 /** Held-out scenes measured when stage 1 ends (the acceptance figure comes from scripts/eval-default-model.ts). */
 const STAGE_END_PSNR_SCENES = 64;
@@ -37,11 +41,17 @@ export interface TrainResult {
   /** both stages finished and the folder was exported */
   completed: boolean;
   vaeStep: number;
+  decoderStep: number;
   diffusionStep: number;
 }
 
 export function vaeModelDir(workDir: string): string {
   return join(workDir, 'vae', 'model');
+}
+
+/** The VAE the pipeline ships: stage-1 encoder, stage-1b decoder. */
+export function finalVaeDir(workDir: string): string {
+  return join(workDir, 'decoder', 'model');
 }
 
 function rememberRecipe(workDir: string, recipe: Recipe): void {
@@ -60,7 +70,7 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
   rememberRecipe(workDir, recipe);
   const log = new LossLog(join(workDir, 'loss.jsonl'));
   let budget = options.maxSteps ?? Infinity;
-  const result: TrainResult = { completed: false, vaeStep: recipe.vae.steps, diffusionStep: 0 };
+  const result: TrainResult = { completed: false, vaeStep: recipe.vae.steps, decoderStep: recipe.decoder.steps, diffusionStep: 0 };
 
   const vaeDir = vaeModelDir(workDir);
   if (!existsSync(join(vaeDir, 'config.json'))) {
@@ -87,7 +97,31 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
     }
   }
 
-  const models = createDiffusionModels(recipe, join(workDir, 'diffusion', 'tokenizer'), vaeDir);
+  const decoderDir = finalVaeDir(workDir);
+  if (!existsSync(join(decoderDir, 'config.json'))) {
+    const vae = AutoencoderKL.fromPretrained(vaeDir).model;
+    try {
+      const run = await runStage(decoderTrainingStage(recipe, vae), {
+        dir: join(workDir, 'decoder'),
+        log,
+        generator: new Generator(recipe.seed + DECODER_STREAM_OFFSET),
+        maxSteps: budget,
+        shouldStop: options.shouldStop,
+        onMessage: say,
+        onStep: (r) => options.onStep?.({ stage: 'decoder', ...r }),
+      });
+      result.decoderStep = run.step;
+      budget -= run.stepsThisRun;
+      if (!run.completed) return result;
+      const report = measureReconstruction(vae, heldOutScenes(STAGE_END_PSNR_SCENES, recipe.world.imageSize, 0));
+      say(`decoder: done in ${(run.elapsedMs / 60000).toFixed(1)} min; held-out PSNR ${report.meanPsnr.toFixed(2)} dB (pooled ${report.pooledPsnr.toFixed(2)})`);
+      saveVae(decoderDir, vae, vae.scalingFactor, 'F32');
+    } finally {
+      vae.store.dispose();
+    }
+  }
+
+  const models = createDiffusionModels(recipe, join(workDir, 'diffusion', 'tokenizer'), decoderDir);
   try {
     const stage = diffusionTrainingStage(recipe, models, options.outDir);
     try {
@@ -118,8 +152,8 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
 
 /** Exports the latest stage-2 checkpoint (EMA weights) as a diffusers folder, e.g. to evaluate a run in progress. */
 export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: string): Promise<number> {
-  const vaeDir = vaeModelDir(workDir);
-  if (!existsSync(join(vaeDir, 'config.json'))) throw new Error(`${workDir}: stage 1 (VAE) has not finished; nothing to export`);
+  const vaeDir = finalVaeDir(workDir);
+  if (!existsSync(join(vaeDir, 'config.json'))) throw new Error(`${workDir}: stages 1 and 1b (VAE, decoder) have not finished; nothing to export`);
   const models = createDiffusionModels(recipe, join(workDir, 'diffusion', 'tokenizer'), vaeDir);
   const stage = diffusionTrainingStage(recipe, models, outDir);
   const optimizer = new AdamW(

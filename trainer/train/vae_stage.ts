@@ -1,6 +1,7 @@
 // Stage 1: the AutoencoderKL, trained from scratch on random crops of rendered scenes with a mean squared error
 // (plus an optional L1 term) and a small KL term towards N(0, I). Afterwards scaling_factor is set so that the
 // scaled latents of training images have unit standard deviation, as Stable Diffusion's 0.18215 was chosen.
+// Stage 1b fine-tunes the decoder alone on whole images.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '../io/safetensors.ts';
@@ -61,14 +62,58 @@ export function vaeTrainingStage(recipe: Recipe, vae: AutoencoderKL): TrainingSt
         dispose: () => tf.dispose([images, noise]),
       };
     },
-    async preview(dir, step) {
-      const scenes = heldOutScenes(PREVIEW_SCENES, recipe.world.imageSize, 0);
-      const reconstructions = reconstruct(vae, scenes.map((s) => s.image));
-      const images = [...scenes.map((s) => s.image), ...reconstructions];
-      const labels = [...scenes.map((s) => `original: ${s.caption}`), ...scenes.map((s, i) => `reconstruction (${psnr(s.image.data, reconstructions[i]!.data).toFixed(2)} dB)`)];
-      await writePreviewGrid(dir, step, images, PREVIEW_SCENES, labels);
-    },
+    preview: (dir, step) => reconstructionPreview(vae, recipe, dir, step),
   };
+}
+
+/** The decoder's own parameters: everything after the latent (post_quant_conv and decoder.*). */
+export function isDecoderParameter(key: string): boolean {
+  return key.startsWith('decoder.') || key.startsWith('post_quant_conv.');
+}
+
+/**
+ * Stage 1b: fine-tunes the decoder on whole images from posterior samples of the frozen encoder, which leaves the
+ * latent space (and so the diffusion stage) untouched.
+ */
+export function decoderTrainingStage(recipe: Recipe, vae: AutoencoderKL): TrainingStage {
+  const settings = recipe.decoder;
+  const parameters: NamedParameter[] = vae.store
+    .keys()
+    .filter(isDecoderParameter)
+    .map((key) => ({ name: `vae.${key}`, variable: vae.store.get(key) }));
+  const latentSide = recipe.world.imageSize / vae.scaleFactor;
+  const latentShape: [number, number, number, number] = [settings.batch, latentSide, latentSide, recipe.vae.config.latent_channels];
+  return {
+    name: 'decoder',
+    fingerprint: stageFingerprint(recipe, 'decoder'),
+    settings,
+    parameters,
+    ema: null,
+    prepareStep(generator) {
+      const batch = drawWorldBatch(generator, recipe.world, settings.batch);
+      const eps = generator.randn(latentShape.reduce((a, b) => a * b, 1));
+      const images = batchTensor(batch);
+      const latents = tf.tidy(() => AutoencoderKL.sample(vae.encode(images), tf.tensor4d(eps, latentShape)));
+      return {
+        lossFn: (): StepLoss => {
+          const error = tf.sub(vae.decode(latents), images);
+          const mse = tf.mean(tf.square(error)) as tf.Scalar;
+          const l1 = tf.mean(tf.abs(error)) as tf.Scalar;
+          return { loss: tf.add(mse, tf.mul(l1, settings.l1Weight)) as tf.Scalar, terms: { mse, l1 } };
+        },
+        dispose: () => tf.dispose([images, latents]),
+      };
+    },
+    preview: (dir, step) => reconstructionPreview(vae, recipe, dir, step),
+  };
+}
+
+async function reconstructionPreview(vae: AutoencoderKL, recipe: Recipe, dir: string, step: number): Promise<void> {
+  const scenes = heldOutScenes(PREVIEW_SCENES, recipe.world.imageSize, 0);
+  const reconstructions = reconstruct(vae, scenes.map((s) => s.image));
+  const images = [...scenes.map((s) => s.image), ...reconstructions];
+  const labels = [...scenes.map((s) => `original: ${s.caption}`), ...scenes.map((s, i) => `reconstruction (${psnr(s.image.data, reconstructions[i]!.data).toFixed(2)} dB)`)];
+  await writePreviewGrid(dir, step, images, PREVIEW_SCENES, labels);
 }
 
 export interface HeldOutScene {

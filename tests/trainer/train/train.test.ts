@@ -16,7 +16,7 @@ import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../.
 import { LossLog } from '../../../trainer/train/log.ts';
 import { learningRateFactor, parseRecipe, readRecipe, RecipeError, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, type TrainingStage } from '../../../trainer/train/stage.ts';
-import { exportCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
+import { exportCheckpoint, finalVaeDir, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
 import { Generator } from '../../../trainer/util/random.ts';
 import { evaluationSet } from '../../../trainer/world/evaluation_set.ts';
@@ -49,7 +49,7 @@ function readTensors(path: string): Map<string, Float32Array> {
   }
 }
 
-function checkpointTensors(workDir: string, stage: 'vae' | 'diffusion'): Map<string, Float32Array> {
+function checkpointTensors(workDir: string, stage: 'vae' | 'decoder' | 'diffusion'): Map<string, Float32Array> {
   const dir = join(workDir, stage, 'checkpoint');
   const state = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')) as { tensors: string };
   return readTensors(join(dir, state.tensors));
@@ -156,11 +156,11 @@ describe('resume and export', () => {
     straight = join(scratch, 'straight');
     const out = join(straight, 'model');
     const result = await trainDefaultModel(recipe, { workDir: straight, outDir: out });
-    assert.deepEqual(result, { completed: true, vaeStep: 4, diffusionStep: 4 });
+    assert.deepEqual(result, { completed: true, vaeStep: 4, decoderStep: 2, diffusionStep: 4 });
     const records = new LossLog(join(straight, 'loss.jsonl')).records();
     assert.deepEqual(
       records.map((r) => `${r.stage}:${r.step}`),
-      ['vae:1', 'vae:2', 'vae:3', 'vae:4', 'diffusion:1', 'diffusion:2', 'diffusion:3', 'diffusion:4'],
+      ['vae:1', 'vae:2', 'vae:3', 'vae:4', 'decoder:1', 'decoder:2', 'diffusion:1', 'diffusion:2', 'diffusion:3', 'diffusion:4'],
     );
     assert.ok(records.every((r) => Number.isFinite(r.loss) && r.loss > 0));
     assert.ok(existsSync(join(straight, 'vae', 'previews', 'step-000002.png')));
@@ -192,19 +192,22 @@ describe('resume and export', () => {
     pipeline.dispose();
   });
 
-  test('a run stopped twice (mid-VAE, mid-diffusion) ends with exactly the same weights, moments, EMA and log', async () => {
+  test('a run stopped three times (mid-VAE, mid-decoder, mid-diffusion) ends with exactly the same weights, moments, EMA and log', async () => {
     const resumed = join(scratch, 'resumed');
     const out = join(resumed, 'model');
     const first = await trainDefaultModel(recipe, { workDir: resumed, outDir: out, maxSteps: 3 });
-    assert.deepEqual(first, { completed: false, vaeStep: 3, diffusionStep: 0 });
+    assert.deepEqual(first, { completed: false, vaeStep: 3, decoderStep: 2, diffusionStep: 0 });
     assert.ok(!existsSync(vaeModelDir(resumed)));
+    const second = await trainDefaultModel(recipe, { workDir: resumed, outDir: out, maxSteps: 2 });
+    assert.deepEqual(second, { completed: false, vaeStep: 4, decoderStep: 1, diffusionStep: 0 });
+    assert.ok(existsSync(vaeModelDir(resumed)) && !existsSync(finalVaeDir(resumed)));
     let calls = 0;
-    const second = await trainDefaultModel(recipe, { workDir: resumed, outDir: out, shouldStop: () => ++calls > 3 });
-    assert.deepEqual(second, { completed: false, vaeStep: 4, diffusionStep: 2 });
-    const third = await trainDefaultModel(recipe, { workDir: resumed, outDir: out });
-    assert.equal(third.completed, true);
+    const third = await trainDefaultModel(recipe, { workDir: resumed, outDir: out, shouldStop: () => ++calls > 3 });
+    assert.deepEqual(third, { completed: false, vaeStep: 4, decoderStep: 2, diffusionStep: 2 });
+    const fourth = await trainDefaultModel(recipe, { workDir: resumed, outDir: out });
+    assert.equal(fourth.completed, true);
 
-    for (const stage of ['vae', 'diffusion'] as const) {
+    for (const stage of ['vae', 'decoder', 'diffusion'] as const) {
       const a = checkpointTensors(straight, stage);
       const b = checkpointTensors(resumed, stage);
       assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
