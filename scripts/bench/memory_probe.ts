@@ -59,8 +59,9 @@ async function attempt(workload: Workload, batch: number): Promise<Attempt> {
       adamwStep(parameters, parameters.map((p) => grads[p.name] ?? null), state, { learningRate: 1e-4 });
       tf.dispose(Object.values(grads));
     };
+    const before = heapStats().liveBytes;
     const peak = await measurePeakBytes(step);
-    result.peak_tensor_mb = Math.round((peak + heapStats().liveBytes) / 2 ** 20);
+    result.peak_tensor_mb = Math.round((before + peak) / 2 ** 20);
     // tf.profile slows the step it measures, so time a second one
     const started = performance.now();
     step();

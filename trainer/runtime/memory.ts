@@ -88,11 +88,12 @@ export function guardWasmHeap(backend: BackendWasm, options: { limitBytes?: numb
     if (tracker.live + bytes > usable) throw new WasmHeapExhaustedError(bytes, tracker.live, usable);
     const address = malloc(bytes);
     if (address === 0 && bytes > 0) throw new WasmHeapExhaustedError(bytes, tracker.live, usable);
-    tracker.allocated(address, bytes);
+    // wasm returns addresses as signed i32 (negative past 2 GiB); callers pass them back unsigned
+    tracker.allocated(address >>> 0, bytes);
     return address;
   };
   wasm._free = (address: number) => {
-    tracker.freed(address);
+    tracker.freed(address >>> 0);
     free(address);
   };
 }

@@ -53,6 +53,15 @@ describe('wasm heap memory', () => {
     fake.wasm._malloc(800);
   });
 
+  test('addresses past 2 GiB (negative i32 from wasm) are matched with their unsigned frees', () => {
+    const high = -1_000_000; // what wasm returns for 0xFFF0BDC0
+    const fake = { wasm: { _malloc: (_bytes: number) => high, _free: (_address: number) => {}, HEAPU8: new Uint8Array(8) } };
+    guardWasmHeap(fake as unknown as BackendWasm, { limitBytes: 1000, reserveBytes: 0 });
+    fake.wasm._malloc(600);
+    fake.wasm._free(high >>> 0);
+    fake.wasm._malloc(600);
+  });
+
   test('splitBatch makes the fewest, most even passes', () => {
     assert.deepEqual(splitBatch(8, 3), { microBatch: 3, microBatches: [3, 3, 2] });
     assert.deepEqual(splitBatch(7, 2), { microBatch: 2, microBatches: [2, 2, 2, 1] });
