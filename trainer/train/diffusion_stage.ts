@@ -162,6 +162,7 @@ export async function exportPipeline(
   json('model_index.json', {
     _class_name: 'StableDiffusionPipeline',
     _diffusers_version: DIFFUSERS_VERSION,
+    _name_or_path: recipe.name,
     feature_extractor: [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
