@@ -272,32 +272,15 @@ napi_value SumMiddle(napi_env env, napi_callback_info info) {
   });
 }
 
-napi_value SetThreads(napi_env env, napi_callback_info info) {
-  return guarded(env, "setThreads", [&] {
-    size_t argc = 1;
-    napi_value argv[1];
-    napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-    int32_t threads = 0;
-    if (argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads <= 0) {
-      throw ArgumentError("setThreads expects a positive integer");
-    }
-    setPoolThreads(threads);
-    return undefined(env);
-  });
-}
-
-// info() -> { threads, blasCore, blasConfig }
+// info() -> { threads, blasCore }
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value result, threads, core, config;
+  napi_value result, threads, core;
   napi_create_object(env, &result);
   napi_create_int32(env, poolThreads(), &threads);
   const char* coreName = openblas_get_corename();
-  const char* configText = openblas_get_config();
   napi_create_string_utf8(env, coreName ? coreName : "unknown", NAPI_AUTO_LENGTH, &core);
-  napi_create_string_utf8(env, configText ? configText : "unknown", NAPI_AUTO_LENGTH, &config);
   napi_set_named_property(env, result, "threads", threads);
   napi_set_named_property(env, result, "blasCore", core);
-  napi_set_named_property(env, result, "blasConfig", config);
   return result;
 }
 
@@ -325,7 +308,6 @@ napi_value Init(napi_env env, napi_value exports) {
       {"attentionGrad", nullptr, AttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyColumns", nullptr, CopyColumns, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumMiddle", nullptr, SumMiddle, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);

@@ -105,23 +105,16 @@ inline void pause() {
 #endif
 }
 
+// Created once and kept for the life of the process; its workers are detached.
 class Pool {
  public:
-  explicit Pool(int threads) {
-    for (int i = 1; i < threads; i++) workers_.emplace_back([this] { workerLoop(); });
+  explicit Pool(int threads) : workers_(threads - 1) {
+    for (int i = 1; i < threads; i++) std::thread([this] { workerLoop(); }).detach();
   }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_.store(true);
-    }
-    wake_.notify_all();
-    for (auto& worker : workers_) worker.join();
-  }
-  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int threads() const { return workers_ + 1; }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& fn) {
-    if (workers_.empty() || chunks <= 1 || insidePool) {
+    if (workers_ == 0 || chunks <= 1 || insidePool) {
       for (int64_t i = 0; i < chunks; i++) fn(i);
       return;
     }
@@ -131,7 +124,7 @@ class Pool {
       task_ = &fn;
       chunks_ = chunks;
       next_.store(0);
-      busy_.store(static_cast<int>(workers_.size()));
+      busy_.store(workers_);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
@@ -156,13 +149,10 @@ class Pool {
       // Kernels come in quick succession (a few µs of JS between them): spin briefly before sleeping, so the next
       // one does not pay a futex wake-up.
       const auto spinUntil = std::chrono::steady_clock::now() + kSpin;
-      while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() && std::chrono::steady_clock::now() < spinUntil) {
-        pause();
-      }
+      while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spinUntil) pause();
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
-        if (stop_.load()) return;
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
         seen = generation_.load();
       }
       work();
@@ -170,11 +160,10 @@ class Pool {
     }
   }
 
-  std::vector<std::thread> workers_;
+  const int workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> stop_{false};
   const std::function<void(int64_t)>* task_ = nullptr;
   int64_t chunks_ = 0;
   std::atomic<int64_t> next_{0};
@@ -204,11 +193,6 @@ float* scratch(int slot, int64_t floats) {
 int poolThreads() {
   if (!pool) pool = new Pool(envThreads());
   return pool->threads();
-}
-
-void setPoolThreads(int threads) {
-  delete pool;
-  pool = new Pool(threads > 0 ? threads : 1);
 }
 
 void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn) {

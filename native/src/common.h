@@ -49,7 +49,6 @@ class ArgumentError : public std::runtime_error {
 // for the 2 cores). A call from inside a pool task runs serially.
 void parallelFor(int64_t chunks, const std::function<void(int64_t)>& fn);
 int poolThreads();
-void setPoolThreads(int threads);
 
 // Uninitialised per-thread scratch of at least `floats` floats, reused across calls (zeroing or freeing a fresh
 // buffer per call costs more than small kernels themselves). Slots give a thread several live buffers at once; a

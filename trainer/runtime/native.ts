@@ -1,7 +1,8 @@
-// The mifo_native addon (native/, built by `npm ci` through scripts/build-native.mjs): OpenBLAS GEMM and convolutions
-// plus fused kernels, registered into the tfjs wasm backend. The kernels work in place on the wasm heap (inputs read,
-// outputs allocated by the backend, no copies). Unsupported cases fall back to the kernel that was registered before.
-// MIFO_NATIVE=0 keeps the addon unloaded.
+// The mifo_native addon (native/, built by `npm ci` through scripts/build-native.mjs): OpenBLAS GEMM and convolutions,
+// copies and reductions the stock kernels do slowly, and the fused kernels of fused_kernels.ts, all registered into the
+// tfjs wasm backend. They work in place on the wasm heap (inputs read, outputs allocated by the backend, no copies).
+// Unsupported cases fall back to the kernel that was registered before. MIFO_NATIVE=0 keeps the addon unloaded;
+// MIFO_THREADS sets its thread count (default: every core). See docs/performance.md.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -43,8 +44,7 @@ export interface NativeAddon {
   /** 4-byte elements; strides in elements; offsets include the column offset */
   copyColumns(heap: ArrayBuffer, src: number, srcStride: number, dst: number, dstStride: number, rows: number, cols: number): void;
   sumMiddle(heap: ArrayBuffer, x: number, out: number, outer: number, middle: number, inner: number): void;
-  setThreads(threads: number): void;
-  info(): { threads: number; blasCore: string; blasConfig: string };
+  info(): { threads: number; blasCore: string };
 }
 
 export interface NativeStatus {
