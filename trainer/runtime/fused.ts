@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { FUSED } from './fused_kernels.ts';
 import { nativeStatus } from './native.ts';
 
-/** Whether the fused kernels can run on these tensors: native addon loaded, wasm backend, float32. */
+/** Whether the fused kernels can run on these tensors: native addon loaded, wasm backend, non-empty float32. */
 export function fusedOpsActive(...tensors: tf.Tensor[]): boolean {
-  return nativeStatus().active && tf.getBackend() === 'wasm' && tensors.every((t) => t.dtype === 'float32');
+  return nativeStatus().active && tf.getBackend() === 'wasm' && tensors.every((t) => t.dtype === 'float32' && t.size > 0);
 }
 
 function run(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor[] {

@@ -38,6 +38,7 @@ describe('fused kernels match the composite reference', { skip }, () => {
   test('fused ops are active on the wasm backend', () => {
     assert.ok(fusedOpsActive(tf.zeros([1])));
     assert.equal(fusedOpsActive(tf.zeros([1], 'int32')), false);
+    assert.equal(fusedOpsActive(tf.zeros([2, 0])), false);
   });
 
   for (const shape of [[7], [3, 5, 33], [40001]]) {
