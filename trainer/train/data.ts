@@ -48,3 +48,9 @@ export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: 
 export function batchTensor(batch: WorldBatch): tf.Tensor4D {
   return tf.tensor4d(batch.pixels, [batch.captions.length, batch.side, batch.side, 3]);
 }
+
+/** Samples [start, start + size) of a batch-first tensor; the tensor itself when that is all of it. */
+export function sliceSamples<T extends tf.Tensor>(batch: T, start: number, size: number): T {
+  if (start === 0 && size === batch.shape[0]) return batch;
+  return tf.slice(batch, start, size) as T;
+}

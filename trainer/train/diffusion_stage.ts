@@ -16,7 +16,7 @@ import { evaluationSet } from '../world/evaluation_set.ts';
 import { writeClipTokenizer } from '../world/tokenizer_files.ts';
 import { worldVocabulary } from '../world/vocabulary.ts';
 import type { NamedParameter } from './checkpoint.ts';
-import { batchTensor, drawWorldBatch } from './data.ts';
+import { batchTensor, drawWorldBatch, sliceSamples } from './data.ts';
 import { ExponentialMovingAverage } from './ema.ts';
 import { writePreviewGrid } from './preview.ts';
 import { DIFFUSERS_VERSION, stageFingerprint, type Recipe } from './recipe.ts';
@@ -118,10 +118,10 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
         return { noisy, target };
       });
       return {
-        lossFn: (): StepLoss => {
-          const context = textEncoder.forward({ inputIds: ids }).lastHiddenState;
-          const prediction = unet.forward(inputs.noisy, timesteps, context);
-          const loss = tf.mean(tf.square(tf.sub(prediction, inputs.target))) as tf.Scalar;
+        lossFn: ({ start, size }): StepLoss => {
+          const context = textEncoder.forward({ inputIds: ids.slice(start, start + size) }).lastHiddenState;
+          const prediction = unet.forward(sliceSamples(inputs.noisy, start, size), timesteps.slice(start, start + size), context);
+          const loss = tf.mean(tf.square(tf.sub(prediction, sliceSamples(inputs.target, start, size)))) as tf.Scalar;
           return { loss, terms: {} };
         },
         dispose: () => tf.dispose([inputs.noisy, inputs.target]),

@@ -1,10 +1,12 @@
 // The loop both training stages share: resume from the stage's checkpoint, then per step draw a batch, take the
 // gradients of the stage's loss, clip them, take an AdamW step at the scheduled learning rate, update the EMA, and
 // log, checkpoint and preview at their intervals. A stop request (signal or step budget) ends the loop after the
-// current step with a checkpoint, so the next run continues exactly there.
+// current step with a checkpoint, so the next run continues exactly there. A batch larger than the wasm heap holds is
+// split into micro-batches whose gradients are accumulated (planned once, on the first step of a run).
 import { join } from 'node:path';
 import { AdamW, clipGradNorm } from '../learn/optim.ts';
 import { tf } from '../runtime/backend.ts';
+import { accumulateGradients, heapStats, planBatch, splitBatch } from '../runtime/memory.ts';
 import type { Generator } from '../util/random.ts';
 import { restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter, type StageName } from './checkpoint.ts';
 import type { ExponentialMovingAverage } from './ema.ts';
@@ -12,7 +14,7 @@ import type { LossLog, LossRecord } from './log.ts';
 import { learningRateFactor, type OptimizerRecipe, type StageBookkeeping } from './recipe.ts';
 
 export interface StepLoss {
-  /** the loss to minimise */
+  /** the loss to minimise: a mean over the samples it was asked for */
   loss: tf.Scalar;
   /** named scalar terms for the log (kept alive by the caller of `lossFn`) */
   terms: Record<string, tf.Scalar>;
@@ -24,10 +26,23 @@ export interface TrainingStage {
   settings: StageBookkeeping & { optimizer: OptimizerRecipe };
   parameters: NamedParameter[];
   ema: ExponentialMovingAverage | null;
-  /** draws the step's data from `generator` and returns the loss function to differentiate */
-  prepareStep(generator: Generator): { lossFn: () => StepLoss; dispose: () => void };
+  /**
+   * Draws the step's data (settings.batch samples) from `generator` and returns the loss function to differentiate
+   * over the samples [start, start + size) of that batch; it must not draw from the generator.
+   */
+  prepareStep(generator: Generator): PreparedStep;
   /** writes a preview (decoded images) of the current weights into `dir` */
   preview(dir: string, step: number): Promise<void>;
+}
+
+export interface SampleRange {
+  start: number;
+  size: number;
+}
+
+export interface PreparedStep {
+  lossFn: (range: SampleRange) => StepLoss;
+  dispose: () => void;
 }
 
 export interface StageRunOptions {
@@ -41,6 +56,8 @@ export interface StageRunOptions {
   shouldStop?: () => boolean;
   onStep?: (record: { step: number; total: number; loss: number; lr: number; seconds: number }) => void;
   onMessage?: (message: string) => void;
+  /** samples per forward/backward pass; default: the largest that fits the heap (planned on the first step) */
+  microBatch?: number;
 }
 
 export interface StageRunResult {
@@ -91,36 +108,26 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
   let counted = 0;
   let stepsThisRun = 0;
   let lastCheckpoint = step;
+  const variables = parameters.map((p) => p.variable);
+  let microBatches: number[] | undefined;
   try {
     while (step < settings.steps) {
       if ((options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) || options.shouldStop?.()) break;
       const started = performance.now();
       const prepared = stage.prepareStep(generator);
-      const kept: Record<string, tf.Scalar> = {};
-      const variables = parameters.map((p) => p.variable);
-      const { value, grads } = tf.engine().gradients(
-        () => {
-          const { loss, terms } = prepared.lossFn();
-          for (const [name, term] of Object.entries(terms)) kept[name] = tf.keep(term);
-          return loss;
-        },
-        variables,
-        undefined,
-        true,
-      );
+      microBatches ??= await planMicroBatches(prepared, variables, settings.batch, optimizer.steps === 0, options.microBatch, say);
+      const { loss, terms, grads } = accumulatedStep(prepared, variables, microBatches);
       prepared.dispose();
-      const filled = grads.map((g, i) => g ?? tf.zerosLike(variables[i]!));
-      const { norm, clipped } = clipGradNorm(filled, settings.optimizer.maxGradNorm);
+      const { norm, clipped } = clipGradNorm(grads, settings.optimizer.maxGradNorm);
       const lr = settings.optimizer.learningRate * learningRateFactor(settings.optimizer, step, settings.steps);
       optimizer.step(clipped, lr);
       stage.ema?.update();
-      const loss = value.dataSync()[0]!;
       if (!Number.isFinite(loss)) throw new Error(`${stage.name}: the loss is ${loss} at step ${step + 1}; lower the learning rate`);
       sums.set('loss', (sums.get('loss') ?? 0) + loss);
       sums.set('gradNorm', (sums.get('gradNorm') ?? 0) + norm);
-      for (const [name, term] of Object.entries(kept)) sums.set(name, (sums.get(name) ?? 0) + term.dataSync()[0]!);
+      for (const [name, term] of Object.entries(terms)) sums.set(name, (sums.get(name) ?? 0) + term);
       counted++;
-      tf.dispose([value, ...filled, ...clipped, ...Object.values(kept)]);
+      tf.dispose([...grads, ...clipped]);
       step++;
       stepsThisRun++;
       elapsedMs += performance.now() - started;
@@ -149,4 +156,68 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
     optimizer.dispose();
   }
   return { completed: step >= settings.steps, step, stepsThisRun, elapsedMs };
+}
+
+/**
+ * The micro-batch split of a step: `requested` when given, else the largest pass that fits the heap, measured on the
+ * prepared batch. Before the optimizer's first step its moments (two copies of the parameters) do not exist yet, so
+ * their bytes are held back from the plan.
+ */
+async function planMicroBatches(
+  prepared: PreparedStep,
+  variables: tf.Variable[],
+  batch: number,
+  optimizerStateMissing: boolean,
+  requested: number | undefined,
+  say: (message: string) => void,
+): Promise<number[]> {
+  if (requested !== undefined) {
+    if (!Number.isInteger(requested) || requested < 1) throw new Error(`microBatch must be a positive integer, got ${requested}`);
+    return splitBatch(batch, requested).microBatches;
+  }
+  const parameterBytes = variables.reduce((sum, v) => sum + v.size * 4, 0);
+  const limitBytes = heapStats().limitBytes - (optimizerStateMissing ? 2 * parameterBytes : 0);
+  const plan = await planBatch({
+    batch,
+    limitBytes,
+    trainStep: (size) => {
+      const { value, grads } = tf.engine().gradients(() => prepared.lossFn({ start: 0, size }).loss, variables, undefined, true);
+      tf.dispose([value, ...grads.filter((g): g is tf.Tensor => g !== null)]);
+    },
+  });
+  if (plan.microBatches.length > 1) {
+    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+    say(`batch ${batch} does not fit the heap (${mib(plan.fixedBytes)} MiB + ${mib(plan.bytesPerSample)} MiB per sample): accumulating gradients over ${plan.microBatches.join(' + ')}`);
+  }
+  return plan.microBatches;
+}
+
+/** The batch-mean loss, its logged terms and the gradients of every variable, summed over the micro-batches. */
+function accumulatedStep(
+  prepared: PreparedStep,
+  variables: tf.Variable[],
+  microBatches: number[],
+): { loss: number; terms: Record<string, number>; grads: tf.Tensor[] } {
+  const total = microBatches.reduce((a, b) => a + b, 0);
+  let loss = 0;
+  const terms: Record<string, number> = {};
+  const sums = accumulateGradients(microBatches, (start, size) => {
+    const kept: Record<string, tf.Scalar> = {};
+    const { value, grads } = tf.engine().gradients(
+      () => {
+        const result = prepared.lossFn({ start, size });
+        for (const [name, term] of Object.entries(result.terms)) kept[name] = tf.keep(term);
+        return result.loss;
+      },
+      variables,
+      undefined,
+      true,
+    );
+    const share = size / total;
+    loss += share * value.dataSync()[0]!;
+    for (const [name, term] of Object.entries(kept)) terms[name] = (terms[name] ?? 0) + share * term.dataSync()[0]!;
+    tf.dispose([value, ...Object.values(kept)]);
+    return Object.fromEntries(grads.map((g, i) => [String(i), g]));
+  });
+  return { loss, terms, grads: variables.map((v, i) => sums[String(i)] ?? tf.zerosLike(v)) };
 }

@@ -12,7 +12,7 @@ import type { RgbImage } from '../io/image.ts';
 import { renderScene } from '../world/render.ts';
 import { sampleScene } from '../world/sampler.ts';
 import type { NamedParameter } from './checkpoint.ts';
-import { batchTensor, drawWorldBatch } from './data.ts';
+import { batchTensor, drawWorldBatch, sliceSamples } from './data.ts';
 import { writePreviewGrid } from './preview.ts';
 import { DIFFUSERS_VERSION, stageFingerprint, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
@@ -49,10 +49,11 @@ export function vaeTrainingStage(recipe: Recipe, vae: AutoencoderKL): TrainingSt
       const images = batchTensor(batch);
       const noise = tf.tensor4d(eps, [settings.batch, latentSide, latentSide, latentChannels]);
       return {
-        lossFn: (): StepLoss => {
-          const posterior = vae.encode(images);
-          const reconstruction = vae.decode(AutoencoderKL.sample(posterior, noise));
-          const error = tf.sub(reconstruction, images);
+        lossFn: ({ start, size }): StepLoss => {
+          const target = sliceSamples(images, start, size);
+          const posterior = vae.encode(target);
+          const reconstruction = vae.decode(AutoencoderKL.sample(posterior, sliceSamples(noise, start, size)));
+          const error = tf.sub(reconstruction, target);
           const mse = tf.mean(tf.square(error)) as tf.Scalar;
           const l1 = tf.mean(tf.abs(error)) as tf.Scalar;
           const kl = klPerElement(posterior.mean, posterior.logvar);
@@ -95,8 +96,8 @@ export function decoderTrainingStage(recipe: Recipe, vae: AutoencoderKL): Traini
       const images = batchTensor(batch);
       const latents = tf.tidy(() => AutoencoderKL.sample(vae.encode(images), tf.tensor4d(eps, latentShape)));
       return {
-        lossFn: (): StepLoss => {
-          const error = tf.sub(vae.decode(latents), images);
+        lossFn: ({ start, size }): StepLoss => {
+          const error = tf.sub(vae.decode(sliceSamples(latents, start, size)), sliceSamples(images, start, size));
           const mse = tf.mean(tf.square(error)) as tf.Scalar;
           const l1 = tf.mean(tf.abs(error)) as tf.Scalar;
           return { loss: tf.add(mse, tf.mul(l1, settings.l1Weight)) as tf.Scalar, terms: { mse, l1 } };
