@@ -87,7 +87,7 @@ export function loadConcepts(pipeline: StableDiffusionPipeline, sources: readonl
       if (error instanceof TokenizerError) throw new Error(`${source.dir}: ${error.message}; load it with a rename, e.g. { '${tokens[0]}': '<other>' }`);
       throw error;
     }
-    textEncoder.resizeTokenEmbeddings(tokenizer.length);
+    textEncoder.ensureTokenRows(tokenizer.length);
     const rows = tf.tensor2d(Float32Array.from(learned.flatMap((v) => Array.from(v))), [tokens.length, hidden]);
     textEncoder.setTokenEmbeddings(tokenIds, rows);
     rows.dispose();

@@ -45,7 +45,7 @@ export function initializerTokenId(tokenizer: CLIPTokenizer, word: string): numb
 export interface AddedPlaceholders {
   tokens: string[];
   tokenIds: number[];
-  /** rows of the text-encoder table before the tokens were added */
+  /** rows of the text-encoder table before the tokens were added (spare rows past the vocabulary included) */
   baseVocabSize: number;
 }
 
@@ -60,16 +60,21 @@ export function addPlaceholders(
   options: { init: TokenInit; initializerWords?: (string | null | undefined)[]; generator: Generator },
 ): AddedPlaceholders {
   const baseVocabSize = textEncoder.vocabSize;
-  if (tokenizer.length !== baseVocabSize) {
-    throw new Error(`the tokenizer has ${tokenizer.length} tokens but the text encoder ${baseVocabSize} rows; load a matching model`);
+  const vocabularySize = tokenizer.length;
+  if (vocabularySize > baseVocabSize) {
+    throw new Error(`the tokenizer has ${vocabularySize} tokens but the text encoder only ${baseVocabSize} rows; load a matching model`);
   }
   const words = options.initializerWords ?? [];
   if (words.length > tokens.length) throw new Error(`${words.length} initializer words for ${tokens.length} instances`);
   const wordIds = words.map((word) => (word ? initializerTokenId(tokenizer, word) : null));
-  const table = textEncoder.store.get(textEncoder.tokenEmbedding.weight) as tf.Tensor as tf.Tensor2D;
-  const rows = initialRows(table, tokens.length, options.init, options.generator);
+  // the statistics of the vocabulary, not of spare rows past it that no token uses
+  const rows = tf.tidy(() => {
+    const table = textEncoder.store.get(textEncoder.tokenEmbedding.weight) as tf.Tensor as tf.Tensor2D;
+    const vocabulary = vocabularySize === baseVocabSize ? table : tf.slice(table, 0, vocabularySize);
+    return initialRows(vocabulary, tokens.length, options.init, options.generator);
+  });
   const tokenIds = tokenizer.addTokens(tokens);
-  textEncoder.resizeTokenEmbeddings(tokenizer.length);
+  textEncoder.ensureTokenRows(tokenizer.length);
   textEncoder.setTokenEmbeddings(tokenIds, rows);
   rows.dispose();
   const copied = wordIds.flatMap((id, i) => (id === null ? [] : [{ id, token: tokenIds[i]! }]));

@@ -48,4 +48,26 @@ describe('placeholder initialisation (spec §1.2)', () => {
     assert.throws(() => initializerTokenId(pipe.tokenizer, ''), /no tokens/);
     pipe.dispose();
   });
+
+  test('a text encoder with spare rows past the vocabulary keeps its table; the mean is the vocabulary\'s', () => {
+    const pipe = load();
+    const hidden = pipe.textEncoder.config.hidden_size;
+    const vocabularyMean = tf.tidy(() => tf.mean(pipe.textEncoder.store.get(pipe.textEncoder.tokenEmbedding.weight), 0).dataSync());
+    // spare rows as the embedded model ships them, here far from the vocabulary so that using them would show
+    pipe.textEncoder.resizeTokenEmbeddings(1008);
+    const spare = tf.fill([8, hidden], 50);
+    pipe.textEncoder.setTokenEmbeddings([1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007], spare as tf.Tensor2D);
+    spare.dispose();
+    const added = addPlaceholders(pipe.tokenizer, pipe.textEncoder, placeholderTokens(2), { init: 'mean', generator: new Generator(0) });
+    assert.deepEqual(added.tokenIds, [1000, 1001]);
+    assert.equal(added.baseVocabSize, 1008);
+    assert.equal(pipe.textEncoder.vocabSize, 1008, 'the spare rows hold the new tokens; the table neither grows nor shrinks');
+    for (const row of pipe.textEncoder.getTokenEmbeddings(added.tokenIds).arraySync()) {
+      row.forEach((v, i) => assert.ok(Math.abs(v - vocabularyMean[i]!) < 1e-5, `row deviates from the vocabulary mean by ${v - vocabularyMean[i]!}`));
+    }
+    pipe.textEncoder.resizeTokenEmbeddings(1000);
+    pipe.tokenizer.addTokens(['<more0>', '<more1>']);
+    assert.throws(() => addPlaceholders(pipe.tokenizer, pipe.textEncoder, ['<x>'], { init: 'mean', generator: new Generator(0) }), /1004 tokens but the text encoder only 1000 rows/);
+    pipe.dispose();
+  });
 });
