@@ -8,6 +8,8 @@
 //     --timing-runs N      timed generations after a warm-up (default 5)
 //     --only LIST          a subset of: generation,psnr,timing
 //     --out DIR            also write every generated image, a grid and report.json there
+//     --card               write the model card (README.md in the model folder) from its training.json and these
+//                          figures; needs all three parts
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,9 +17,9 @@ import { writePng, type RgbImage } from '../trainer/io/image.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
-import { evaluateGeneration, evaluateReconstruction, timeGeneration, type GenerationReport, type TimingReport } from '../trainer/train/evaluate.ts';
+import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../trainer/train/evaluate.ts';
+import { readTrainingRecord, renderModelCard, TRAINING_RECORD_FILE, type EvaluationReport } from '../trainer/train/model_card.ts';
 import { writePreviewGrid } from '../trainer/train/preview.ts';
-import type { ReconstructionReport } from '../trainer/train/vae_stage.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     'timing-runs': { type: 'string', default: '5' },
     only: { type: 'string', default: 'generation,psnr,timing' },
     out: { type: 'string' },
+    card: { type: 'boolean', default: false },
   },
 });
 
@@ -40,6 +43,7 @@ function count(name: string, text: string): number {
 
 const parts = new Set(values.only.split(',').map((s) => s.trim()));
 for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
+if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
 const settings = { steps: count('steps', values.steps), guidance: Number(values.guidance) };
 if (!(settings.guidance >= 0)) throw new Error(`--guidance must be ≥ 0, got ${values.guidance}`);
 const modelDir = resolve(values.model ?? defaultModelDir());
@@ -49,7 +53,9 @@ if (outDir) mkdirSync(outDir, { recursive: true });
 const runtime = await initRuntime();
 console.log(`model ${modelDir}\nengine ${runtime.description}`);
 const pipeline = StableDiffusionPipeline.fromPretrained(modelDir);
-const report: { model: string; engine: string; generation?: GenerationReport; psnr?: ReconstructionReport; timing?: TimingReport } = {
+const training = values.card ? readTrainingRecord(modelDir) : null;
+if (values.card && !training) throw new Error(`${modelDir} has no ${TRAINING_RECORD_FILE}: export it with scripts/train-default-model.ts --export first`);
+const report: EvaluationReport = {
   model: modelDir,
   engine: runtime.description,
 };
@@ -91,4 +97,10 @@ if (parts.has('generation')) {
 }
 
 if (outDir) writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+if (training) {
+  const model = values.model ? ` --model ${values.model}` : '';
+  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${values.cases} --steps ${values.steps} --guidance ${values.guidance} --psnr-scenes ${values['psnr-scenes']} --timing-runs ${values['timing-runs']} --card`;
+  writeFileSync(join(modelDir, 'README.md'), renderModelCard(training, report, command));
+  console.log(`wrote the model card ${join(modelDir, 'README.md')}`);
+}
 pipeline.dispose();

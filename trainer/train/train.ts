@@ -18,6 +18,7 @@ import { LossLog } from './log.ts';
 import type { Recipe } from './recipe.ts';
 import { runStage } from './stage.ts';
 import { AutoencoderKL } from '../models/autoencoder_kl.ts';
+import { stageProgress, writeTrainingRecord } from './model_card.ts';
 import { createVae, decoderTrainingStage, heldOutScenes, latentScalingFactor, measureReconstruction, saveVae, vaeTrainingStage } from './vae_stage.ts';
 
 /** Later stages draw from streams of their own, so an earlier stage's step count never changes what they see. */
@@ -137,6 +138,7 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
       result.diffusionStep = run.step;
       if (!run.completed) return result;
       await exportPipeline(options.outDir, recipe, models, stage.ema);
+      writeTrainingRecord(options.outDir, recipe, stageProgress(recipe, workDir));
       say(`diffusion: done in ${(run.elapsedMs / 60000).toFixed(1)} min; exported ${options.outDir}`);
       result.completed = true;
     } finally {
@@ -150,7 +152,10 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
   return result;
 }
 
-/** Exports the latest stage-2 checkpoint (EMA weights) as a diffusers folder, e.g. to evaluate a run in progress. */
+/**
+ * Exports the latest stage-2 checkpoint (EMA weights) as a diffusers folder with its training record, e.g. to evaluate
+ * a run in progress.
+ */
 export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: string): Promise<number> {
   const vaeDir = finalVaeDir(workDir);
   if (!existsSync(join(vaeDir, 'config.json'))) throw new Error(`${workDir}: stages 1 and 1b (VAE, decoder) have not finished; nothing to export`);
@@ -164,6 +169,7 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
     const state = restoreStageCheckpoint(join(workDir, 'diffusion', 'checkpoint'), { stage: 'diffusion', fingerprint: stage.fingerprint }, stage.parameters, optimizer, stage.ema);
     if (!state) throw new Error(`${workDir}: stage 2 has no checkpoint yet; nothing to export`);
     await exportPipeline(outDir, recipe, models, stage.ema);
+    writeTrainingRecord(outDir, recipe, stageProgress(recipe, workDir));
     return state.step;
   } finally {
     optimizer.dispose();

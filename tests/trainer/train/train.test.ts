@@ -14,6 +14,7 @@ import { initRuntime, tf } from '../../../trainer/runtime/backend.ts';
 import { createDiffusionModels, diffusionTrainingStage } from '../../../trainer/train/diffusion_stage.ts';
 import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../../../trainer/train/evaluate.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
+import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
 import { learningRateFactor, parseRecipe, readRecipe, RecipeError, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
@@ -254,5 +255,31 @@ describe('resume and export', () => {
     assert.ok(readFileSync(join(out, 'unet', 'diffusion_pytorch_model.safetensors')).equals(readFileSync(join(straight, 'model', 'unet', 'diffusion_pytorch_model.safetensors'))));
     const changed = tinyRecipe((r) => (r.diffusion.captionDropout = 0.5));
     await assert.rejects(exportCheckpoint(changed, straight, out), /written under another recipe/);
+  });
+
+  test('the export records how far each stage trained; the model card states the figures and the bars', () => {
+    const training = readTrainingRecord(join(scratch, 'exported'))!;
+    assert.deepEqual(training.recipe, recipe);
+    assert.deepEqual(
+      training.stages.map((s) => [s.stage, s.step, s.steps, s.batch]),
+      [['vae', 4, 4, recipe.vae.batch], ['decoder', 2, 2, recipe.decoder.batch], ['diffusion', 4, 4, recipe.diffusion.batch]],
+    );
+    assert.ok(training.stages.every((s) => s.minutes > 0));
+
+    const settings = { steps: 25, guidance: 5 };
+    const generation = {
+      cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
+      byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }], results: [],
+    };
+    const report = { model: 'm', engine: 'test engine', generation, psnr: { images: 200, meanPsnr: 27.5, pooledPsnr: 27, worstPsnr: 20 }, timing: { runs: 5, settings, medianMs: 3200, minMs: 3000, maxMs: 3500 } };
+    const card = renderModelCard(training, report, 'npx tsx scripts/eval-default-model.ts --card');
+    assert.match(card, /Trained to the end of its recipe/);
+    assert.match(card, /\| diffusion \| 4 of 4 \| \d+ \|/);
+    assert.match(card, /right shape and colour ≥ 70\.0%: 71\.5%, met/);
+    assert.match(card, /PSNR ≥ 28 dB: 27\.50 dB, \*\*not met\*\*/);
+    assert.match(card, /< 5 s: 3\.20 s, met/);
+    assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
+    const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
+    assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
   });
 });
