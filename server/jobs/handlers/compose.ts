@@ -1,9 +1,7 @@
 // The `compose` job's handler: loads the base model and the concept folders (tokens renamed to the names the prompt
 // uses), runs compose() with live x̂0 previews as progress images, stores the images and the compose record, and
 // optionally repeats the same seed without box control for a side-by-side comparison.
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { defaultModelDir } from '../../../trainer/cli/default_model.ts';
+import { join } from 'node:path';
 import { loadConcepts } from '../../../trainer/concepts/load.ts';
 import { encodePng, tensorToRgbImages } from '../../../trainer/io/image.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
@@ -11,22 +9,12 @@ import { initRuntime } from '../../../trainer/runtime/backend.ts';
 import { compose, type ComposeEvent } from '../../../trainer/synth/compose.ts';
 import { resolveControl, type ControlOverrides } from '../../../trainer/synth/options.ts';
 import { JobInputError, type ImageRef, type JobContext, type JsonValue } from '../contract.ts';
+import { resolveBaseModel } from './base-model.ts';
 import type { ComposeJobInput, ComposeJobResult, ComposeVariantResult } from '../types/compose.ts';
-
-function resolveModel(model: string | undefined, workerId: string): string {
-  let dir: string;
-  try {
-    dir = model ? resolve(model) : defaultModelDir();
-  } catch (error) {
-    throw new JobInputError((error as Error).message);
-  }
-  if (!existsSync(join(dir, 'model_index.json'))) throw new JobInputError(`base model ${dir} is not a diffusers folder (no model_index.json) on worker ${workerId}`);
-  return dir;
-}
 
 export async function runComposeJob(context: JobContext<ComposeJobInput>): Promise<ComposeJobResult> {
   const { input } = context;
-  const modelDir = resolveModel(input.model, context.workerId);
+  const modelDir = resolveBaseModel(input.model, context.workerId);
   try {
     resolveControl(input.preset, input.ablations, input.control as ControlOverrides);
   } catch (error) {

@@ -1,17 +1,16 @@
 // The `learn` job's handler: runs trainer/learn's learn() on the job's artifacts, turns its events into job progress
 // (loss terms as metrics, attention maps and previews as PNG artifacts), mirrors each of its checkpoints into the
 // job's checkpoint store so any worker can resume the run, and stores the concept folder as a tree artifact.
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
-import { defaultModelDir } from '../../../trainer/cli/default_model.ts';
 import { encodePng } from '../../../trainer/io/image.ts';
 import { loadTrainingMask } from '../../../trainer/learn/data.ts';
 import type { LearnEvent, TokenAttentionMap } from '../../../trainer/learn/events.ts';
 import { learn, type LearnResult } from '../../../trainer/learn/learn.ts';
 import { resolveOptions, type DeepPartial, type LearnOptions } from '../../../trainer/learn/options.ts';
 import { JobInputError, type ImageRef, type JobContext, type JsonValue } from '../contract.ts';
+import { resolveBaseModel } from './base-model.ts';
 import type { LearnJobInput, LearnJobResult } from '../types/learn.ts';
 
 /** Unless the submission says otherwise, a job checkpoints this often, so a takeover repeats at most this many steps. */
@@ -22,7 +21,7 @@ const CHECKPOINT_STATE_FILE = 'checkpoint.json';
 
 export async function runLearnJob(context: JobContext<LearnJobInput>): Promise<LearnJobResult> {
   const { input } = context;
-  const model = resolveModel(input.model, context.workerId);
+  const model = resolveBaseModel(input.model, context.workerId);
   const options = { checkpointEvery: JOB_CHECKPOINT_EVERY, ...input.options } as DeepPartial<LearnOptions>;
   try {
     resolveOptions(input.preset, options);
@@ -70,17 +69,6 @@ export async function runLearnJob(context: JobContext<LearnJobInput>): Promise<L
     manifest: JSON.parse(JSON.stringify(result.manifest)) as JsonValue,
     metrics: JSON.parse(JSON.stringify(result.metrics)) as JsonValue,
   };
-}
-
-function resolveModel(model: string | undefined, workerId: string): string {
-  let dir: string;
-  try {
-    dir = model ? resolve(model) : defaultModelDir();
-  } catch (error) {
-    throw new JobInputError((error as Error).message);
-  }
-  if (!existsSync(join(dir, 'model_index.json'))) throw new JobInputError(`base model ${dir} is not a diffusers folder (no model_index.json) on worker ${workerId}`);
-  return dir;
 }
 
 async function inputPath(context: JobContext<LearnJobInput>, sha256: string, what: string): Promise<string> {

@@ -1,14 +1,14 @@
 // The `pack-import` job's handler: reads the pack from the artifact store, checks it against the base model and
 // writes it as a concept folder (trainer/packs/import.ts), stored as a tree artifact for compose jobs.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { defaultModelDir } from '../../../trainer/cli/default_model.ts';
+import { join } from 'node:path';
 import { readPipelineIndex } from '../../../trainer/io/diffusers.ts';
 import { profileBaseModel, type BaseModelProfile } from '../../../trainer/packs/base.ts';
 import { PackError } from '../../../trainer/packs/format.ts';
 import { importPack } from '../../../trainer/packs/import.ts';
 import { MAX_UPLOADED_PACK_BYTES } from '../../packs/previews.ts';
 import { JobInputError, type JobContext } from '../contract.ts';
+import { resolveBaseModel } from './base-model.ts';
 import type { PackImportJobInput, PackImportJobResult } from '../types/pack-import.ts';
 
 /** Profiles hash every weight file, so the worker keeps them while those files stay the same. */
@@ -38,20 +38,12 @@ function modelProfile(modelDir: string): Promise<BaseModelProfile> {
   return profile;
 }
 
-function resolveModel(model: string | undefined): string {
-  try {
-    return model ? resolve(model) : defaultModelDir();
-  } catch (error) {
-    throw new JobInputError((error as Error).message);
-  }
-}
-
 export async function runPackImportJob(context: JobContext<PackImportJobInput>): Promise<PackImportJobResult> {
   const { input } = context;
   const size = context.artifacts.sizeOf(input.pack);
   if (size === null) throw new JobInputError(`the pack (artifact ${input.pack}) is not in the artifact store`);
   if (size > MAX_UPLOADED_PACK_BYTES) throw new JobInputError(`the pack is ${size} bytes; the limit is ${MAX_UPLOADED_PACK_BYTES}`);
-  const modelDir = resolveModel(input.model);
+  const modelDir = resolveBaseModel(input.model, context.workerId);
   context.progress({ step: 0, total: 2, phase: 'checking', message: `against ${modelDir}` });
   let base: BaseModelProfile;
   try {
