@@ -213,8 +213,9 @@ export function accumulateGradients(
     const grads = computeGradients(offset, size);
     for (const [name, grad] of Object.entries(grads)) {
       if (!grad) continue;
-      const weighted = tf.tidy(() => tf.mul(grad, size / total));
-      grad.dispose();
+      // a single pass is the whole batch: its gradients need no weighting (and a training step no extra kernels)
+      const weighted = size === total ? grad : tf.tidy(() => tf.mul(grad, size / total));
+      if (weighted !== grad) grad.dispose();
       const previous = sums[name];
       sums[name] = previous ? tf.tidy(() => tf.add(previous, weighted)) : weighted;
       if (previous) tf.dispose([previous, weighted]);
