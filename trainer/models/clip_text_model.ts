@@ -310,10 +310,6 @@ export class CLIPTextModel {
   }
 
   /**
-   * Grows (or shrinks) the token embedding table to `numTokens` rows, e.g. to tokenizer.length after addTokens.
-   * New rows are drawn like transformers initialises embeddings (normal, std 0.02·initializer_factor).
-   */
-  /**
    * Makes token ids below `numTokens` valid: grows the table when it is smaller and leaves it as it is otherwise. A
    * model may ship spare rows past its tokenizer's vocabulary (the embedded model keeps some for placeholder tokens).
    */
@@ -321,6 +317,10 @@ export class CLIPTextModel {
     if (numTokens > this.vocabSize) this.resizeTokenEmbeddings(numTokens);
   }
 
+  /**
+   * Grows (or shrinks) the token embedding table to `numTokens` rows, e.g. to tokenizer.length after addTokens.
+   * New rows are drawn like transformers initialises embeddings (normal, std 0.02·initializer_factor).
+   */
   resizeTokenEmbeddings(numTokens: number, seed = 0): void {
     const added = Math.max(0, numTokens - this.vocabSize);
     const addedRows = added > 0 ? (tf.tidy(() => tf.randomNormal([added * this.config.hidden_size], 0, 0.02 * this.config.initializer_factor, 'float32', seed).dataSync()) as Float32Array) : undefined;

@@ -139,5 +139,5 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     ...bars,
     '',
   ];
-  return `${lines.join('\n')}`;
+  return lines.join('\n');
 }
