@@ -3,7 +3,7 @@
 // one, never a partial one.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Temporary files start with this prefix; anything listing a directory must skip them. */
@@ -53,18 +53,13 @@ export function writeFileAtomicSync(target: string, data: Uint8Array | string): 
   fsyncDirectorySync(dir);
 }
 
-export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
+/** Fills a temporary file beside the target (fill must leave it fsynced), renames it over the target, fsyncs the directory. */
+async function replaceAtomically(target: string, fill: (temp: string) => Promise<void>): Promise<void> {
   const dir = dirname(target);
   await mkdir(dir, { recursive: true });
   const temp = temporaryPathFor(target);
   try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await fill(temp);
     await rename(temp, target);
   } catch (error) {
     await rm(temp, { force: true });
@@ -73,23 +68,24 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
   await fsyncDirectory(dir);
 }
 
+async function syncFile(path: string, flags: 'wx' | 'r+', write: (handle: FileHandle) => Promise<void> = async () => {}): Promise<void> {
+  const handle = await open(path, flags, 0o644);
+  try {
+    await write(handle);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
+  await replaceAtomically(target, (temp) => syncFile(temp, 'wx', (handle) => handle.writeFile(data)));
+}
+
 /** Copies a file into place atomically: copy to a temp file beside the target, fsync, rename. */
 export async function copyFileAtomic(source: string, target: string): Promise<void> {
-  const dir = dirname(target);
-  await mkdir(dir, { recursive: true });
-  const temp = temporaryPathFor(target);
-  try {
+  await replaceAtomically(target, async (temp) => {
     await copyFile(source, temp);
-    const handle = await open(temp, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await fsyncDirectory(dir);
+    await syncFile(temp, 'r+');
+  });
 }
