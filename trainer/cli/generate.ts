@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
+import { assertConceptTokensLoaded, loadConcepts } from '../concepts/load.ts';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
@@ -10,7 +11,8 @@ import { ProgressBar } from './progress.ts';
 const HELP = `usage: mifo generate --prompt TEXT [options]
 
   --model DIR        diffusers pipeline folder (default: the embedded model)
-  --prompt TEXT      what to draw
+  --concepts DIR     a learned concept folder (repeat for several); adds its tokens, e.g. <asset0>
+  --prompt TEXT      what to draw, e.g. "a photo of <asset0> on snow"
   --negative TEXT    negative prompt (default "")
   --steps N          DDIM steps (default 50)
   --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
@@ -24,6 +26,7 @@ export async function run(argv: string[]): Promise<void> {
     argv,
     {
       model: { type: 'string' },
+      concepts: { type: 'string', multiple: true },
       prompt: { type: 'string' },
       negative: { type: 'string' },
       steps: { type: 'string' },
@@ -36,6 +39,7 @@ export async function run(argv: string[]): Promise<void> {
     HELP,
   );
   const modelDir = resolve(values.model ?? defaultModelDir());
+  const conceptDirs = (values.concepts ?? []).map((dir) => resolve(dir));
   const prompt = requireString(values.prompt, 'prompt');
   const out = resolve(requireString(values.out, 'out'));
   if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
@@ -48,10 +52,13 @@ export async function run(argv: string[]): Promise<void> {
 
   await initRuntime();
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
+  loadConcepts(pipe, conceptDirs);
+  const negativePrompt = values.negative ?? '';
+  for (const text of [prompt, negativePrompt]) assertConceptTokensLoaded(pipe.tokenizer, text);
   const bar = new ProgressBar('generate', steps);
   const result = await pipe.generate({
     prompt,
-    negativePrompt: values.negative ?? '',
+    negativePrompt,
     steps,
     guidance,
     seed,

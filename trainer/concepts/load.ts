@@ -5,7 +5,7 @@ import { tf } from '../runtime/backend.ts';
 import { WeightSource } from '../io/diffusers.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
-import { TokenizerError } from '../tokenizer/clip_tokenizer.ts';
+import { TokenizerError, type CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
 import { readEmbeddings, readManifest, type ConceptManifest } from './format.ts';
 import { applyLoraStateDict } from './lora.ts';
 
@@ -96,4 +96,19 @@ export function loadConcepts(pipeline: StableDiffusionPipeline, sources: readonl
     }
     return { dir: source.dir, manifest, tokens, tokenIds };
   });
+}
+
+/**
+ * Throws when the prompt names a learned-token-shaped word (<asset0>, <mug>) that no loaded concept added: the
+ * tokenizer would silently split it into the pieces "<", "asset", "0", ">" and the image would ignore the concept.
+ */
+export function assertConceptTokensLoaded(tokenizer: CLIPTokenizer, prompt: string): void {
+  const added = tokenizer.addedVocab();
+  const missing = [...new Set(prompt.match(/<[A-Za-z0-9][\w-]*>/g) ?? [])].filter((token) => !(token in added));
+  if (missing.length === 0) return;
+  const special = new Set(tokenizer.allSpecialIds);
+  const loaded = Object.entries(added).flatMap(([token, id]) => (special.has(id) ? [] : [token]));
+  throw new Error(
+    `the prompt names ${missing.join(', ')}, which no loaded concept provides (loaded: ${loaded.join(', ') || 'none'}); load the concept folder that learned it`,
+  );
 }

@@ -6,6 +6,7 @@ import { tf } from '../runtime/backend.ts';
 import { tensorToRgbImages, type RgbImage } from '../io/image.ts';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
+import { assertConceptTokensLoaded } from '../concepts/load.ts';
 import { AlphaClock } from './alpha.ts';
 import { BoundedAttentionController, gridAtLevel } from './controller.ts';
 import { layersByOrder, selectLayers } from './layers.ts';
@@ -131,6 +132,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   const boxes = options.boxes.map((box, i) => validateBox(box, `box ${i + 1}`));
   if (boxes.length === 0) throw new Error('give at least one box');
 
+  for (const text of [options.prompt, options.negativePrompt ?? '']) assertConceptTokensLoaded(pipe.tokenizer, text);
   const analysis = analysePrompt(pipe.tokenizer, options.prompt);
   const subjects = resolveSubjects(pipe.tokenizer, analysis, boxes.length, options.subjects);
   const unet = pipe.unet;

@@ -7,7 +7,7 @@ import { tf } from '../../../trainer/runtime/backend.ts';
 import { SafetensorsFile } from '../../../trainer/io/safetensors.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import { hashModelWeights, readEmbeddings, readManifest, type ConceptManifest } from '../../../trainer/concepts/format.ts';
-import { loadConcepts } from '../../../trainer/concepts/load.ts';
+import { assertConceptTokensLoaded, loadConcepts } from '../../../trainer/concepts/load.ts';
 import { runLearning } from '../../../trainer/learn/learn.ts';
 import { combineOverrides, type DeepPartial, type LearnOptions } from '../../../trainer/learn/options.ts';
 import { setupRuntime } from '../../helpers.ts';
@@ -134,6 +134,11 @@ describe('the concept folder', () => {
     assert.ok(maxDifference(unetOutput(pipe, prompt), unetOutput(fused, prompt)) < secondEffect / 100);
     single.dispose();
     assert.throws(() => loadConcepts(pipe, [dirs.other]), /already in the vocabulary.*rename/);
+    assertConceptTokensLoaded(pipe.tokenizer, 'a photo of <asset1> and <b0> next to <asset0>');
+    assert.throws(
+      () => assertConceptTokensLoaded(pipe.tokenizer, 'a photo of <b0>, <b2> and <Asset1>, then <b2>'),
+      /^Error: the prompt names <b2>, <Asset1>, which no loaded concept provides \(loaded: <asset0>, <asset1>, <b0>, <b1>\)/,
+    );
     pipe.dispose();
     fused.dispose();
   });

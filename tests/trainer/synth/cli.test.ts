@@ -45,11 +45,11 @@ for (const variant of goldenVariants()) {
 }
 
 /** A concept folder with two tokens (embeddings only), as the learning stage writes it. */
-function writeTestConcept(conceptDir: string, modelDir: string): void {
+function writeTestConcept(conceptDir: string, modelDir: string, seed = 9): void {
   const hidden = readComponentConfig<{ hidden_size: number }>(join(modelDir, 'text_encoder')).hidden_size;
   const tokens = ['<asset0>', '<asset1>'];
   mkdirSync(conceptDir, { recursive: true });
-  const rows = new Generator(9).randn(tokens.length * hidden).map((v) => 0.02 * v);
+  const rows = new Generator(seed).randn(tokens.length * hidden).map((v) => 0.02 * v);
   writeEmbeddings(join(conceptDir, EMBEDDINGS_FILE), tokens, rows, hidden);
   const manifest = {
     format: CONCEPT_FORMAT,
@@ -113,6 +113,31 @@ test('bad options fail with a clear message and exit code 2', async () => {
     assert.match(errors.pop()!, /--preset must be one of mifo, ba, off/);
     assert.equal(await main([...base, '--box', '0,0,0.5,1', '--box', '0.5,0,1,1', '--box', '0.2,0.2,0.4,0.4', '--steps', '1']), 1);
     assert.match(errors.pop()!, /3 boxes but only 2 noun phrase/);
+    const unloaded = ['compose', '--model', variant.pipelineDir, '--prompt', 'a photo of <asset0> and a dog', '--box', '0,0,0.5,1', '--steps', '1', '--out', join(dir, 'bad.png')];
+    assert.equal(await main(unloaded), 1);
+    assert.match(errors.pop()!, /the prompt names <asset0>, which no loaded concept provides \(loaded: none\)/);
+  } finally {
+    console.error = original;
+  }
+});
+
+test('mifo generate --concepts draws with the learned rows; a prompt naming an unloaded token fails', async () => {
+  const variant = goldenVariants()[0]!;
+  const conceptDirs = [join(dir, 'generate-a'), join(dir, 'generate-b')];
+  conceptDirs.forEach((conceptDir, i) => writeTestConcept(conceptDir, variant.pipelineDir, 20 + i));
+  const generate = (extra: string[], out: string) =>
+    main(['generate', '--model', variant.pipelineDir, '--prompt', 'a photo of <asset0>', '--steps', '2', '--seed', '5', ...extra, '--out', out]);
+  const outs = conceptDirs.map((_, i) => join(dir, `generate-${i}.png`));
+  for (const [i, conceptDir] of conceptDirs.entries()) assert.equal(await generate(['--concepts', conceptDir], outs[i]!), 0);
+  const [a, b] = await Promise.all(outs.map((path) => sharp(path).raw().toBuffer()));
+  assert.ok(!a!.equals(b!), 'two concepts with different rows for <asset0> drew the same image');
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (message: string) => errors.push(message);
+  try {
+    assert.equal(await generate([], join(dir, 'generate-none.png')), 1);
+    assert.match(errors.pop()!, /the prompt names <asset0>, which no loaded concept provides/);
+    assert.ok(!existsSync(join(dir, 'generate-none.png')));
   } finally {
     console.error = original;
   }
