@@ -1,7 +1,7 @@
 // Resumable checkpoints: checkpoint.json (step, phase, RNG state, bookkeeping) naming one safetensors file with the
 // placeholder rows, the trainable parameters and the optimizer moments. The JSON is replaced atomically after its
 // tensors are on disk, so a crash mid-write leaves the previous checkpoint intact.
-import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson } from '../io/diffusers.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
@@ -32,6 +32,12 @@ export interface CheckpointState {
   tensors: string;
 }
 
+const TENSOR_FILE = /^state-p\d+-s\d+\.safetensors$/;
+
+export function hasCheckpoint(dir: string): boolean {
+  return existsSync(join(dir, STATE_FILE));
+}
+
 export function writeCheckpoint(dir: string, state: Omit<CheckpointState, 'version' | 'tensors'>, tensors: Record<string, TensorToWrite>): void {
   mkdirSync(dir, { recursive: true });
   const tensorFile = `state-p${state.phase}-s${state.step}.safetensors`;
@@ -41,7 +47,7 @@ export function writeCheckpoint(dir: string, state: Omit<CheckpointState, 'versi
   writeFileSync(temp, JSON.stringify(full));
   renameSync(temp, join(dir, STATE_FILE));
   for (const name of readdirSync(dir)) {
-    if (name !== tensorFile && /^state-p\d+-s\d+\.safetensors$/.test(name)) unlinkSync(join(dir, name));
+    if (name !== tensorFile && TENSOR_FILE.test(name)) unlinkSync(join(dir, name));
   }
 }
 
@@ -59,4 +65,13 @@ export function readCheckpoint(dir: string): LoadedCheckpoint | null {
   const tensorPath = join(dir, state.tensors);
   if (!existsSync(tensorPath)) throw new Error(`${statePath} names ${state.tensors}, which is missing`);
   return { state, tensors: SafetensorsFile.open(tensorPath) };
+}
+
+/** Deletes the checkpoint's own files, and the folder only when nothing else is left in it (it may be the user's). */
+export function removeCheckpoint(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (name === STATE_FILE || name.startsWith(`${STATE_FILE}.tmp-`) || TENSOR_FILE.test(name)) unlinkSync(join(dir, name));
+  }
+  if (readdirSync(dir).length === 0) rmdirSync(dir);
 }

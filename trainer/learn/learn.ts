@@ -2,8 +2,8 @@
 // resumable checkpoints, stops within one step when its AbortSignal fires (leaving a checkpoint), and ends by
 // writing the concept folder.
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { tf, initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, type RgbImage } from '../io/image.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
@@ -11,7 +11,7 @@ import { Generator } from '../util/random.ts';
 import { hashModelWeights, modelId, type ConceptManifest } from '../concepts/format.ts';
 import { writeConcept } from '../concepts/write.ts';
 import type { TensorToWrite } from '../io/safetensors.ts';
-import { readCheckpoint, writeCheckpoint, type CheckpointState, type LoadedCheckpoint, type StepRecord } from './checkpoints.ts';
+import { hasCheckpoint, readCheckpoint, removeCheckpoint, writeCheckpoint, type CheckpointState, type LoadedCheckpoint, type StepRecord } from './checkpoints.ts';
 import { loadTrainingImage, loadTrainingMask, type ImageInput } from './data.ts';
 import { LearnAbortedError, type AttentionMass, type LearnEvent, type LearnMetrics, type LossTerms, type Phase } from './events.ts';
 import { Learner, type PhaseState } from './learner.ts';
@@ -78,6 +78,25 @@ function tensorEntry(variable: tf.Tensor): TensorToWrite {
   return { dtype: 'F32', shape: variable.shape, data: Float32Array.from(variable.dataSync() as Float32Array) };
 }
 
+/**
+ * A run writes its concept into a new or empty folder (its own checkpoint folder aside), so it never overwrites a
+ * concept, and it starts over only where no checkpoint would be overwritten.
+ */
+function checkOutputFolders(outDir: string, checkpointDir: string, resume: boolean): void {
+  if (existsSync(outDir)) {
+    if (!statSync(outDir).isDirectory()) throw new Error(`${outDir} is a file; the concept needs a new or empty folder`);
+    const inside = relative(outDir, checkpointDir);
+    const ownCheckpoints = inside !== '' && !inside.startsWith('..') && !inside.includes(sep) ? inside : null;
+    const others = readdirSync(outDir).filter((name) => name !== ownCheckpoints);
+    if (others.length > 0) {
+      throw new Error(`${outDir} already holds ${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}; write the concept to a new or empty folder`);
+    }
+  }
+  if (!resume && hasCheckpoint(checkpointDir)) {
+    throw new Error(`${checkpointDir} holds a checkpoint of an earlier run: resume it (--resume), or remove it to start over`);
+  }
+}
+
 /** The learning stage; iterate it for events, its return value is the written concept. */
 export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, LearnResult> {
   const started = Date.now();
@@ -85,9 +104,11 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
   const count = request.masks.length;
   if (count === 0) throw new Error('learning needs at least one instance mask');
   if (request.names && request.names.length > count) throw new Error(`${request.names.length} names for ${count} masks`);
+  if (request.initializerWords && request.initializerWords.length > count) throw new Error(`${request.initializerWords.length} initializer words for ${count} masks`);
   const initializerWords = Array.from({ length: count }, (_, i) => request.initializerWords?.[i] ?? null);
   const outDir = resolve(request.outDir);
   const checkpointDir = resolve(request.checkpointDir ?? join(outDir, 'checkpoints'));
+  checkOutputFolders(outDir, checkpointDir, request.resume ?? false);
   const runtime = await initRuntime();
 
   const pipeline = StableDiffusionPipeline.fromPretrained(resolve(request.model));
@@ -269,7 +290,7 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
       options,
       metrics,
     });
-    if (!request.keepCheckpoints) rmSync(checkpointDir, { recursive: true, force: true });
+    if (!request.keepCheckpoints) removeCheckpoint(checkpointDir);
     yield { type: 'done', conceptDir: outDir, metrics };
     return { conceptDir: outDir, manifest, metrics };
   } finally {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -95,5 +95,25 @@ describe('resuming continues exactly', () => {
     const stopped = await collect(base, { phase: 1, step: 2 });
     assert.ok(stopped.aborted);
     await assert.rejects(collect({ ...base, options: combineOverrides(TINY_RUN, { seed: 7 }), resume: true }), /other inputs, model or options/);
+  });
+
+  test('a run never overwrites a concept, a checkpoint or the files beside its checkpoint folder', async () => {
+    const existing = request('existing', {});
+    mkdirSync(existing.outDir);
+    writeFileSync(join(existing.outDir, 'manifest.json'), '{"an earlier": "concept"}');
+    await assert.rejects(collect(existing), /existing already holds manifest\.json; write the concept to a new or empty folder/);
+    assert.equal(readFileSync(join(existing.outDir, 'manifest.json'), 'utf8'), '{"an earlier": "concept"}');
+
+    // --checkpoint-dir at a folder of the user's: the checkpoint's own files go after success, the user's stay
+    const shared = join(root, 'user-folder');
+    mkdirSync(shared);
+    writeFileSync(join(shared, 'notes.txt'), 'mine');
+    const beside = { ...request('beside', { checkpointEvery: 2 }), checkpointDir: shared };
+    const stopped = await collect(beside, { phase: 1, step: 3 });
+    assert.ok(stopped.aborted);
+    await assert.rejects(collect(beside), /user-folder holds a checkpoint of an earlier run: resume it \(--resume\), or remove it/);
+    assert.equal((await collect({ ...beside, resume: true })).aborted, null);
+    assert.deepEqual(readdirSync(shared), ['notes.txt']);
+    assert.ok(existsSync(join(beside.outDir, 'manifest.json')));
   });
 });
