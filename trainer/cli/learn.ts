@@ -16,10 +16,10 @@ Learns one token per instance mask (<asset0>, <asset1>, ...) from one image and 
   --mask FILE          an instance mask (repeat, one per instance, in token order)
   --name TEXT          an instance name for the manifest (repeat, in mask order)
   --init WORD          initializer word per instance (repeat; "" keeps the preset's initialisation)
-  --out DIR            the concept folder to write
+  --out DIR            the concept folder to write (new or empty)
   --preset NAME        ${PRESET_NAMES.join(' | ')} (default paper)
   --resume             continue from the checkpoint in the checkpoint folder
-  --checkpoint-dir DIR where checkpoints go (default: OUT/checkpoints; removed after success)
+  --checkpoint-dir DIR where checkpoints go (default: OUT/checkpoints; its files are removed after success)
   --keep-checkpoints   keep the checkpoint folder after success
   --seed N             seed of the whole run
   --steps1 N           phase-1 steps;  --steps2 N  phase-2 steps
