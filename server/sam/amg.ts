@@ -2,15 +2,15 @@
 // SamAutomaticMaskGenerator(output_mode='coco_rle' | 'uncompressed_rle') dumped with json): a list of records with a
 // `segmentation` {size, counts}, and optionally `area`, `bbox`, `predicted_iou`, `stability_score`. A COCO file
 // ({annotations: [...]}) is accepted too.
-import { decodeRle, RleError, type CocoRle } from './rle.ts';
+import { parseRle, rasterizeRle, rleArea, rleBoundingBox, RleError, type CocoRle, type RleRuns } from './rle.ts';
 
 export interface MaskCandidate {
   /** position in the file */
   index: number;
   height: number;
   width: number;
-  /** row-major 0/1 */
-  mask: Uint8Array;
+  /** the row-major 0/1 mask, rasterised on demand (a file may hold hundreds of photo-sized masks) */
+  decode(): Uint8Array;
   area: number;
   /** [x, y, width, height] of the decoded mask in its own pixels, or null when empty */
   bbox: [number, number, number, number] | null;
@@ -38,25 +38,11 @@ function optionalNumber(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
-function boundingBox(mask: Uint8Array, height: number, width: number): [number, number, number, number] | null {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!mask[y * width + x]) continue;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-    }
-  }
-  return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
-}
-
-/** Decodes every record; any malformed one fails the whole file with a message naming it. */
-export function parseAmgJson(text: string): MaskCandidate[] {
+/**
+ * Checks every record (its runs, and a size of at most `maxPixels`); any malformed one fails the whole file with a
+ * message naming it.
+ */
+export function parseAmgJson(text: string, maxPixels: number): MaskCandidate[] {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -72,23 +58,24 @@ export function parseAmgJson(text: string): MaskCandidate[] {
       const hint = Array.isArray(segmentation) ? ' (polygons and binary arrays are not supported; export with output_mode "coco_rle")' : '';
       throw new AmgFormatError(`mask ${index}: "segmentation" must be an RLE object {size, counts}${hint}`);
     }
-    let decoded: ReturnType<typeof decodeRle>;
+    let runs: RleRuns;
     try {
-      decoded = decodeRle(segmentation as CocoRle);
+      runs = parseRle(segmentation as CocoRle);
     } catch (error) {
       if (error instanceof RleError) throw new AmgFormatError(`mask ${index}: ${error.message}`);
       throw error;
     }
-    let area = 0;
-    for (const value of decoded.mask) area += value;
+    if (runs.height * runs.width > maxPixels) {
+      throw new AmgFormatError(`mask ${index} is ${runs.width}×${runs.height} pixels; at most ${maxPixels} are accepted`);
+    }
     const fields = record as { predicted_iou?: unknown; stability_score?: unknown };
     return {
       index,
-      height: decoded.height,
-      width: decoded.width,
-      mask: decoded.mask,
-      area,
-      bbox: boundingBox(decoded.mask, decoded.height, decoded.width),
+      height: runs.height,
+      width: runs.width,
+      decode: () => rasterizeRle(runs),
+      area: rleArea(runs),
+      bbox: rleBoundingBox(runs),
       predictedIou: optionalNumber(fields.predicted_iou),
       stabilityScore: optionalNumber(fields.stability_score),
     };

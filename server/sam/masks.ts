@@ -70,11 +70,19 @@ function threshold(data: Uint8Array, channels: number, channel: number | 'max'):
  * Any mask image (PNG, JPEG, WebP; white-on-black or opaque-on-transparent) → a 0/1 mask at the photo's size. An
  * image with transparency uses its alpha; otherwise a pixel is inside when its brightest channel is at least 128.
  */
-export async function readMaskImage(bytes: Uint8Array, target: { width: number; height: number }, what = 'the mask'): Promise<{ mask: Uint8Array; area: number }> {
+export async function readMaskImage(
+  bytes: Uint8Array,
+  target: { width: number; height: number },
+  what: string,
+  maxPixels: number,
+): Promise<{ mask: Uint8Array; area: number }> {
   let decoded: { data: Buffer; info: OutputInfo };
   try {
+    const { width = 0, height = 0 } = await sharp(bytes).metadata();
+    if (width * height > maxPixels) throw new MaskError(`${what} is ${width}×${height} pixels; the limit is ${maxPixels}`);
     decoded = await sharp(bytes).rotate().raw().toBuffer({ resolveWithObject: true });
   } catch (error) {
+    if (error instanceof MaskError) throw error;
     throw new MaskError(`${what} could not be read as an image: ${(error as Error).message}`);
   }
   const { data, info } = decoded;

@@ -68,19 +68,64 @@ function checkSize(size: unknown): [number, number] {
   return [size[0], size[1]];
 }
 
-/** Decodes to a row-major 0/1 mask of size[0] rows and size[1] columns. */
-export function decodeRle(rle: CocoRle): { height: number; width: number; mask: Uint8Array } {
+/** A checked RLE: its size and runs (alternating 0, 1, … in column-major order), nothing rasterised yet. */
+export interface RleRuns {
+  height: number;
+  width: number;
+  counts: number[];
+}
+
+export function parseRle(rle: CocoRle): RleRuns {
   const [height, width] = checkSize(rle.size);
   let counts: number[];
   if (typeof rle.counts === 'string') counts = decodeCountsString(rle.counts);
   else if (Array.isArray(rle.counts)) counts = rle.counts;
   else throw new RleError('RLE counts must be a string (compressed) or a list of integers (uncompressed)');
   const total = height * width;
-  const mask = new Uint8Array(total);
-  let index = 0;
+  let covered = 0;
   for (const [i, count] of counts.entries()) {
     if (!Number.isInteger(count) || count < 0) throw new RleError(`run ${i} has length ${count}; runs are integers ≥ 0`);
-    if (index + count > total) throw new RleError(`the runs cover more than the ${height}×${width} = ${total} pixels of the mask`);
+    covered += count;
+    if (covered > total) throw new RleError(`the runs cover more than the ${height}×${width} = ${total} pixels of the mask`);
+  }
+  if (covered !== total) throw new RleError(`the runs cover ${covered} of the ${height}×${width} = ${total} pixels of the mask`);
+  return { height, width, counts };
+}
+
+/** Pixels inside the mask. */
+export function rleArea({ counts }: RleRuns): number {
+  let area = 0;
+  for (let i = 1; i < counts.length; i += 2) area += counts[i]!;
+  return area;
+}
+
+/** [x, y, width, height] around the mask's pixels, or null when it is empty; from the runs alone. */
+export function rleBoundingBox({ height, counts }: RleRuns): [number, number, number, number] | null {
+  let x0 = Infinity;
+  let y0 = Infinity;
+  let x1 = -1;
+  let y1 = -1;
+  let index = 0;
+  for (const [i, count] of counts.entries()) {
+    if (i % 2 === 1 && count > 0) {
+      const last = index + count - 1;
+      const [firstColumn, lastColumn] = [Math.floor(index / height), Math.floor(last / height)];
+      x0 = Math.min(x0, firstColumn);
+      x1 = Math.max(x1, lastColumn);
+      // a run that wraps into the next column reaches the bottom of one column and the top of the next
+      y0 = Math.min(y0, firstColumn === lastColumn ? index % height : 0);
+      y1 = Math.max(y1, firstColumn === lastColumn ? last % height : height - 1);
+    }
+    index += count;
+  }
+  return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
+}
+
+/** The row-major 0/1 mask of size[0] rows and size[1] columns. */
+export function rasterizeRle({ height, width, counts }: RleRuns): Uint8Array {
+  const mask = new Uint8Array(height * width);
+  let index = 0;
+  for (const [i, count] of counts.entries()) {
     if (i % 2 === 1) {
       for (let k = index; k < index + count; k++) {
         // column-major position k → row k % height, column ⌊k / height⌋
@@ -89,8 +134,7 @@ export function decodeRle(rle: CocoRle): { height: number; width: number; mask: 
     }
     index += count;
   }
-  if (index !== total) throw new RleError(`the runs cover ${index} of the ${height}×${width} = ${total} pixels of the mask`);
-  return { height, width, mask };
+  return mask;
 }
 
 /** Encodes a row-major 0/1 mask; `compressed` gives the string form pycocotools writes. */

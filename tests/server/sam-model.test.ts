@@ -128,6 +128,7 @@ describe('SAM click-to-segment', () => {
 
 describe('mask images', () => {
   const target = { width: 40, height: 30 };
+  const read = (bytes: Uint8Array, what = 'the mask', maxPixels = 10_000) => readMaskImage(bytes, target, what, maxPixels);
 
   test('white-on-black and opaque-on-transparent masks read the same, resized to the photo', async () => {
     const grey = Buffer.alloc(80 * 60);
@@ -136,19 +137,22 @@ describe('mask images', () => {
     const rgba = Buffer.alloc(80 * 60 * 4);
     for (let p = 0; p < 80 * 60; p++) rgba.set(grey[p] ? [10, 200, 30, 255] : [255, 255, 255, 0], p * 4);
     const rgbaPng = await sharp(rgba, { raw: { width: 80, height: 60, channels: 4 } }).png().toBuffer();
-    const fromGrey = await readMaskImage(greyPng, target);
-    const fromAlpha = await readMaskImage(rgbaPng, target);
+    const fromGrey = await read(greyPng);
+    const fromAlpha = await read(rgbaPng);
     assert.equal(fromGrey.area, 20 * 15);
     assert.deepEqual(fromAlpha.mask, fromGrey.mask);
     assert.equal(fromGrey.mask[5 * 40 + 10], 1);
     assert.equal(fromGrey.mask[4 * 40 + 10], 0);
-    const again = await readMaskImage(await maskToPng(fromGrey.mask, 40, 30), target);
+    const again = await read(await maskToPng(fromGrey.mask, 40, 30));
     assert.deepEqual(again.mask, fromGrey.mask);
   });
 
   test('a mask of another shape or no image at all is refused with what to do', async () => {
     const square = await sharp({ create: { width: 30, height: 30, channels: 3, background: '#fff' } }).png().toBuffer();
-    await assert.rejects(readMaskImage(square, target, 'mask.png'), (error: unknown) => error instanceof MaskError && /mask.png is 30×30 but the photo is 40×30/.test(error.message));
-    await assert.rejects(readMaskImage(new TextEncoder().encode('hello'), target), /could not be read as an image/);
+    await assert.rejects(read(square, 'mask.png'), (error: unknown) => error instanceof MaskError && /mask.png is 30×30 but the photo is 40×30/.test(error.message));
+    await assert.rejects(read(new TextEncoder().encode('hello')), /could not be read as an image/);
+    // the size is read from the header: a huge mask is refused before its pixels are decoded
+    const huge = await sharp({ create: { width: 400, height: 300, channels: 3, background: '#fff' } }).png().toBuffer();
+    await assert.rejects(read(huge, 'big.png'), (error: unknown) => error instanceof MaskError && /big.png is 400×300 pixels; the limit is 10000/.test(error.message));
   });
 });

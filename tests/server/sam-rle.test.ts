@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { AmgFormatError, parseAmgJson } from '../../server/sam/amg.ts';
-import { decodeCountsString, decodeRle, encodeCountsString, encodeRle, RleError } from '../../server/sam/rle.ts';
+import { decodeCountsString, encodeCountsString, encodeRle, parseRle, rasterizeRle, rleArea, rleBoundingBox, RleError, type CocoRle } from '../../server/sam/rle.ts';
 
 interface Vector {
   name: string;
@@ -17,6 +17,23 @@ interface Vector {
 
 const { vectors } = JSON.parse(readFileSync(join(import.meta.dirname, 'sam-rle-vectors.json'), 'utf8')) as { vectors: Vector[] };
 const maskOf = (vector: Vector) => Uint8Array.from(vector.mask, (c) => Number(c));
+const decodeRle = (rle: CocoRle) => {
+  const runs = parseRle(rle);
+  return { height: runs.height, width: runs.width, mask: rasterizeRle(runs) };
+};
+
+/** [x, y, width, height] of a row-major mask, the slow way. */
+function rasterBox(mask: Uint8Array, height: number, width: number): [number, number, number, number] | null {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  mask.forEach((value, i) => {
+    if (!value) return;
+    xs.push(i % width);
+    ys.push(Math.floor(i / width));
+  });
+  if (xs.length === 0) return null;
+  return [Math.min(...xs), Math.min(...ys), Math.max(...xs) - Math.min(...xs) + 1, Math.max(...ys) - Math.min(...ys) + 1];
+}
 
 describe('COCO RLE', () => {
   test('the vectors cover counts above 32, negative deltas and both edge runs', () => {
@@ -36,6 +53,9 @@ describe('COCO RLE', () => {
         assert.equal(decoded.width, vector.size[1]);
         assert.deepEqual(decoded.mask, maskOf(vector));
       }
+      const runs = parseRle({ size: vector.size, counts: vector.compressed });
+      assert.equal(rleArea(runs), vector.area);
+      assert.deepEqual(rleBoundingBox(runs), rasterBox(maskOf(vector), vector.size[0], vector.size[1]));
     });
 
     test(`encodes "${vector.name}" exactly as pycocotools does`, () => {
@@ -78,31 +98,34 @@ describe('SAM automatic mask generator JSON', () => {
       record(rectangle, true, { predicted_iou: 0.93, stability_score: 0.97, bbox: [2, 1, 4, 3] }),
       record(blobs, false, { predicted_iou: 0.81 }),
     ]);
-    const [first, second] = parseAmgJson(text);
-    assert.deepEqual(first!.mask, maskOf(rectangle));
+    const [first, second] = parseAmgJson(text, 1000);
+    assert.deepEqual(first!.decode(), maskOf(rectangle));
     assert.equal(first!.area, 12);
     // a row-major 3×4 block starting at row 1, column 2 of the 5×7 mask
     assert.deepEqual(first!.bbox, [2, 1, 4, 3]);
     assert.equal(first!.predictedIou, 0.93);
     assert.equal(first!.stabilityScore, 0.97);
-    assert.deepEqual(second!.mask, maskOf(blobs));
+    assert.deepEqual(second!.decode(), maskOf(blobs));
     assert.equal(second!.area, blobs.area);
     assert.equal(second!.stabilityScore, null);
   });
 
   test('reads a COCO file with annotations', () => {
     const rectangle = vectors.find((v) => v.name === 'rectangle')!;
-    const [only] = parseAmgJson(JSON.stringify({ images: [], annotations: [record(rectangle, true)] }));
+    const [only] = parseAmgJson(JSON.stringify({ images: [], annotations: [record(rectangle, true)] }), 1000);
     assert.equal(only!.area, 12);
   });
 
   test('refuses what it cannot read, naming the record', () => {
     const rectangle = vectors.find((v) => v.name === 'rectangle')!;
-    assert.throws(() => parseAmgJson('not json'), AmgFormatError);
-    assert.throws(() => parseAmgJson('[]'), /no masks/);
-    assert.throws(() => parseAmgJson('{"a": 1}'), /list of masks/);
-    assert.throws(() => parseAmgJson(JSON.stringify([record(rectangle, true), { segmentation: [[1, 2, 3, 4, 5, 6]] }])), /mask 1: .*polygons/);
-    assert.throws(() => parseAmgJson(JSON.stringify([{ segmentation: { size: [5, 7], counts: [3] } }])), /mask 0: the runs cover 3 of/);
-    assert.throws(() => parseAmgJson(JSON.stringify(Array.from({ length: 300 }, () => record(rectangle, true)))), /at most 256/);
+    assert.throws(() => parseAmgJson('not json', 1000), AmgFormatError);
+    assert.throws(() => parseAmgJson('[]', 1000), /no masks/);
+    assert.throws(() => parseAmgJson('{"a": 1}', 1000), /list of masks/);
+    assert.throws(() => parseAmgJson(JSON.stringify([record(rectangle, true), { segmentation: [[1, 2, 3, 4, 5, 6]] }]), 1000), /mask 1: .*polygons/);
+    assert.throws(() => parseAmgJson(JSON.stringify([{ segmentation: { size: [5, 7], counts: [3] } }]), 1000), /mask 0: the runs cover 3 of/);
+    assert.throws(() => parseAmgJson(JSON.stringify(Array.from({ length: 300 }, () => record(rectangle, true))), 1000), /at most 256/);
+    // a few bytes can describe a huge mask: its size is checked before anything is rasterised
+    const huge = { segmentation: { size: [60000, 60000], counts: [0, 3600000000] } };
+    assert.throws(() => parseAmgJson(JSON.stringify([record(rectangle, true), huge]), 40_000_000), /mask 1 is 60000×60000 pixels; at most 40000000 are accepted/);
   });
 });

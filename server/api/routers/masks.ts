@@ -83,7 +83,7 @@ export const masksRouter = router({
         const file = formFile(input, 'mask');
         if (file.size > services.config.maxUploadBytes) throw new UploadError(`the mask is larger than ${(services.config.maxUploadBytes / 1048576).toFixed(0)} MB`);
         const name = typeof file.name === 'string' && file.name ? file.name : 'the mask';
-        const { mask, area } = await readMaskImage(new Uint8Array(await file.arrayBuffer()), photo, name);
+        const { mask, area } = await readMaskImage(new Uint8Array(await file.arrayBuffer()), photo, name, services.config.maxUploadPixels);
         if (area === 0) throw new UploadError(`${name} is empty: nothing is marked (white or opaque) in it`);
         const stored = await services.artifacts.put(await maskToPng(mask, photo.width, photo.height), 'image/png');
         return { sha256: stored.sha256, area, coverage: area / (photo.width * photo.height) };
@@ -100,23 +100,20 @@ export const masksRouter = router({
         const photo = photoOf(project);
         const file = formFile(input, 'JSON file');
         if (file.size > services.config.maxUploadBytes) throw new UploadError(`the JSON file is larger than ${(services.config.maxUploadBytes / 1048576).toFixed(0)} MB`);
-        const candidates = parseAmgJson(await file.text())
+        const candidates = parseAmgJson(await file.text(), services.config.maxUploadPixels)
           .filter((candidate) => candidate.area > 0)
           .sort((a, b) => b.area - a.area);
         if (candidates.length === 0) throw new UploadError('every mask in the file is empty');
-        const shown = candidates.slice(0, MAX_CANDIDATES);
-        return {
-          total: candidates.length,
-          candidates: await Promise.all(
-            shown.map(async (candidate) => {
-              const mask = resizeMask(candidate.mask, candidate.width, candidate.height, photo, `mask ${candidate.index} (${candidate.width}×${candidate.height})`);
-              let area = 0;
-              for (const value of mask) area += value;
-              const stored = await services.artifacts.put(await maskToPng(mask, photo.width, photo.height), 'image/png');
-              return { index: candidate.index, sha256: stored.sha256, coverage: area / (photo.width * photo.height), predictedIou: candidate.predictedIou, stabilityScore: candidate.stabilityScore };
-            }),
-          ),
-        };
+        const shown: { index: number; sha256: string; coverage: number; predictedIou: number | null; stabilityScore: number | null }[] = [];
+        // one photo-sized mask in memory at a time
+        for (const candidate of candidates.slice(0, MAX_CANDIDATES)) {
+          const mask = resizeMask(candidate.decode(), candidate.width, candidate.height, photo, `mask ${candidate.index} (${candidate.width}×${candidate.height})`);
+          let area = 0;
+          for (const value of mask) area += value;
+          const stored = await services.artifacts.put(await maskToPng(mask, photo.width, photo.height), 'image/png');
+          shown.push({ index: candidate.index, sha256: stored.sha256, coverage: area / (photo.width * photo.height), predictedIou: candidate.predictedIou, stabilityScore: candidate.stabilityScore });
+        }
+        return { total: candidates.length, candidates: shown };
       }),
     ),
   ),
