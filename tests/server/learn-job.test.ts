@@ -133,6 +133,10 @@ for (const queue of ['embedded', 'redis'] as const) {
 
     test('bad learning input fails once with a clear error', async () => {
       await assert.rejects(harness.services.jobs.submit({ type: 'learn', input: { ...input, masks: [] } }), JobInputError);
+      const intoAnyFolder = await harness.services.jobs.submit({ type: 'learn', input: { ...input, options: { ...input.options, prior: { cacheDir: '/etc' } } } });
+      const refused = await harness.finished(intoAnyFolder.id, 60_000);
+      assert.deepEqual([refused.status, refused.error?.kind, refused.attempts], ['failed', 'input', 1]);
+      assert.match(refused.error!.message, /prior.cacheDir cannot be set by a job/);
       const black = await harness.services.artifacts.put(await sharp({ create: { width: 64, height: 64, channels: 3, background: 'black' } }).png().toBuffer());
       const job = await harness.services.jobs.submit({ type: 'learn', input: { ...input, masks: [input.masks[0]!, black.sha256] } });
       const failed = await harness.finished(job.id, 60_000);

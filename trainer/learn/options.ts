@@ -280,9 +280,12 @@ function validateAttention(a: AttentionLossOptions, where: string): void {
   check(a.layers?.kind === 'cross' || a.layers?.kind === 'self', `${where}.layers.kind must be cross or self`);
 }
 
+/** SD's latents at 4096² already need about 20 GB for one UNet pass; anything larger is a typo. */
+const MAX_RESOLUTION = 4096;
+
 export function validateOptions(o: LearnOptions): LearnOptions {
   check(Number.isInteger(o.seed) && o.seed >= 0, 'seed must be a non-negative integer');
-  check(o.resolution === null || (Number.isInteger(o.resolution) && o.resolution > 0), 'resolution must be a positive integer or null');
+  check(o.resolution === null || (Number.isInteger(o.resolution) && o.resolution > 0 && o.resolution <= MAX_RESOLUTION), `resolution must be a positive integer up to ${MAX_RESOLUTION}, or null`);
   check(o.sampling === 'joint' || o.sampling === 'separate', 'sampling must be joint or separate');
   check(o.flipProbability >= 0 && o.flipProbability <= 1, 'flipProbability must be in [0, 1]');
   check(['mean', 'normal', 'bas'].includes(o.tokenInit), 'tokenInit must be mean, normal or bas');
@@ -303,6 +306,7 @@ export function validateOptions(o: LearnOptions): LearnOptions {
     check(isNonNegative(prior.weight), 'prior.weight must be ≥ 0');
     check(Number.isInteger(prior.generationSteps) && prior.generationSteps > 0, 'prior.generationSteps must be a positive integer');
     check(isNonNegative(prior.guidance), 'prior.guidance must be ≥ 0');
+    check(prior.cacheDir === null || (typeof prior.cacheDir === 'string' && prior.cacheDir.length > 0), 'prior.cacheDir must be a folder path or null');
   }
   check(isCount(o.checkpointEvery) && isCount(o.attentionMapEvery) && isCount(o.previewEvery), 'checkpointEvery, attentionMapEvery and previewEvery must be non-negative integers');
   check(Number.isInteger(o.previewSteps) && o.previewSteps > 0, 'previewSteps must be a positive integer');

@@ -24,6 +24,8 @@ export async function runLearnJob(context: JobContext<LearnJobInput>): Promise<L
   const model = resolveBaseModel(input.model, context.workerId);
   const options = { checkpointEvery: JOB_CHECKPOINT_EVERY, ...input.options } as DeepPartial<LearnOptions>;
   try {
+    // the worker's class-image cache is the worker's business, not a folder a submission may write into
+    if (options.prior?.cacheDir != null) throw new Error('prior.cacheDir cannot be set by a job; the worker chooses it');
     resolveOptions(input.preset, options);
   } catch (error) {
     throw new JobInputError(`learn options: ${(error as Error).message}`);

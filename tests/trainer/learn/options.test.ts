@@ -41,6 +41,8 @@ describe('learning options and presets', () => {
     assert.throws(() => resolveOptions('fast', { phase1: { steps: 0 } }), /phase1.steps/);
     assert.throws(() => resolveOptions('fast', { phase1: { attention: { mode: 'sometimes' as never } } }), /phase1.attention.mode/);
     assert.throws(() => resolveOptions('fast', { phase1: { enabled: false }, phase2: { enabled: false } }), /at least one phase/);
+    assert.throws(() => resolveOptions('fast', { resolution: 40_000 }), /resolution must be a positive integer up to 4096/);
+    assert.throws(() => resolveOptions('fast', { phase2: { prior: true }, prior: { cacheDir: 7 as never } }), /prior.cacheDir must be a folder path/);
     // a resolution selection is replaced whole
     const strides = resolveOptions('fast', { phase1: { attention: { layers: { resolution: { strides: [16] } } } } });
     assert.deepEqual(strides.phase1.attention.layers.resolution, { strides: [16] });
