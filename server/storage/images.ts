@@ -1,5 +1,5 @@
 // Checks an uploaded photo before it is stored: the format from its first bytes (not its name or claimed type),
-// byte and pixel limits, and its size in pixels from the header.
+// byte and pixel limits, and its upright size in pixels (EXIF orientation applied) from the header.
 import sharp from 'sharp';
 
 export const PHOTO_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
@@ -37,8 +37,9 @@ export async function inspectPhoto(bytes: Uint8Array, limits: PhotoLimits = DEFA
   if (!mediaType) throw new UploadError('the photo must be a JPEG, PNG or WebP image');
   let width: number | undefined;
   let height: number | undefined;
+  let orientation: number | undefined;
   try {
-    ({ width, height } = await sharp(bytes).metadata());
+    ({ width, height, orientation } = await sharp(bytes).metadata());
   } catch (error) {
     throw new UploadError(`the ${mediaType.slice(6).toUpperCase()} file could not be read: ${(error as Error).message}`);
   }
@@ -46,5 +47,8 @@ export async function inspectPhoto(bytes: Uint8Array, limits: PhotoLimits = DEFA
   if (width * height > limits.maxPixels) {
     throw new UploadError(`the photo is ${width}×${height} (${((width * height) / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(0)} MP`);
   }
-  return { mediaType, width, height };
+  // EXIF orientations 5-8 turn the stored pixels by 90°: the photo as seen (and as sharp's rotate() decodes it) is
+  // taller than it is stored, and masks and SAM embeddings are made at that upright size
+  const quarterTurn = orientation !== undefined && orientation >= 5;
+  return { mediaType, width: quarterTurn ? height : width, height: quarterTurn ? width : height };
 }

@@ -22,11 +22,6 @@ export interface StoredPhoto {
   original: { sha256: string; width: number; height: number; crop: SquareCrop };
 }
 
-/** EXIF orientations 5–8 turn the picture by 90°, so its upright width is the stored height. */
-function uprightSize(width: number, height: number, orientation: number | undefined): { width: number; height: number } {
-  return orientation && orientation >= 5 ? { width: height, height: width } : { width, height };
-}
-
 function largestCenteredSquare(width: number, height: number): SquareCrop {
   const size = Math.min(width, height);
   return { x: Math.floor((width - size) / 2), y: Math.floor((height - size) / 2), size };
@@ -39,12 +34,10 @@ export async function storeSquarePhoto(services: ServerServices, file: Blob, cro
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   const info = await inspectPhoto(bytes, { maxBytes: maxUploadBytes, maxPixels: maxUploadPixels });
-  const { orientation } = await sharp(bytes).metadata();
-  const upright = uprightSize(info.width, info.height, orientation);
-  const square = crop ?? largestCenteredSquare(upright.width, upright.height);
+  const square = crop ?? largestCenteredSquare(info.width, info.height);
   const { x, y, size } = square;
-  if (![x, y, size].every(Number.isInteger) || size < 1 || x < 0 || y < 0 || x + size > upright.width || y + size > upright.height) {
-    throw new UploadError(`the crop ${size}×${size} at ${x},${y} does not fit in the ${upright.width}×${upright.height} photo`);
+  if (![x, y, size].every(Number.isInteger) || size < 1 || x < 0 || y < 0 || x + size > info.width || y + size > info.height) {
+    throw new UploadError(`the crop ${size}×${size} at ${x},${y} does not fit in the ${info.width}×${info.height} photo`);
   }
   const side = Math.min(size, STORED_SIDE);
   const cropped = await sharp(bytes)
@@ -62,7 +55,7 @@ export async function storeSquarePhoto(services: ServerServices, file: Blob, cro
   return {
     photo: { sha256: stored.sha256, mediaType: 'image/png', width: side, height: side },
     thumbnailSha256: thumb.sha256,
-    original: { sha256: original.sha256, width: upright.width, height: upright.height, crop: square },
+    original: { sha256: original.sha256, width: info.width, height: info.height, crop: square },
   };
 }
 

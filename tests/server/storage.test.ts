@@ -6,12 +6,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
+import sharp from 'sharp';
 import { z } from 'zod';
 import { JobCheckpoints, removeCheckpoint } from '../../server/jobs/checkpoints.ts';
 import { JobRegistry } from '../../server/jobs/registry.ts';
 import { JobStore } from '../../server/jobs/store.ts';
 import { TEMP_PREFIX, writeFileAtomic, writeFileAtomicSync } from '../../server/storage/atomic.ts';
 import { ArtifactStore, ArtifactTooLargeError } from '../../server/storage/artifacts.ts';
+import { inspectPhoto } from '../../server/storage/images.ts';
 import { openDatabase, schemaVersion } from '../../server/storage/database.ts';
 import { migrations } from '../../server/storage/migrations.ts';
 import { ProjectStore } from '../../server/storage/projects.ts';
@@ -42,6 +44,17 @@ describe('atomic writes', () => {
     mkdirSync(join(dir, 'nested', 'a-directory'));
     await assert.rejects(writeFileAtomic(join(dir, 'nested', 'a-directory'), 'x'), /EISDIR/);
     assert.deepEqual(readdirSync(join(dir, 'nested')).sort(), ['a-directory', 'file.json']);
+  });
+});
+
+describe('photo uploads', () => {
+  test('report the upright size of a photo stored sideways (EXIF orientation 6), and refuse what is not a photo', async () => {
+    const stored = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#c33' } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    assert.deepEqual(await inspectPhoto(stored), { mediaType: 'image/jpeg', width: 20, height: 30 });
+    const plain = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#c33' } }).png().toBuffer();
+    assert.deepEqual(await inspectPhoto(plain), { mediaType: 'image/png', width: 30, height: 20 });
+    await assert.rejects(inspectPhoto(new TextEncoder().encode('GIF89a')), /must be a JPEG, PNG or WebP/);
+    await assert.rejects(inspectPhoto(plain, { maxBytes: 1 << 20, maxPixels: 500 }), /the photo is 30×20 /);
   });
 });
 
