@@ -109,10 +109,16 @@ function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(`synthesis option: ${message}`);
 }
 
+/** Ten times the reference's values: beyond them a run takes hours on a CPU and is almost surely a typo. */
+const MAX_ITERATIONS_PER_STEP = 50;
+const MAX_KMEANS_INITS = 1000;
+
 export function validateControl(c: SynthesisControl): void {
   const isCount = (n: number) => Number.isInteger(n) && n >= 0;
+  const flags = ['boxControl', 'inBox', 'outOfBox', 'boxCountFactor', 'crossMask', 'selfMask', 'maskEos', 'refine'] as const;
+  for (const flag of flags) check(typeof c[flag] === 'boolean', `${flag} must be true or false, got ${JSON.stringify(c[flag])}`);
   check(isCount(c.guidanceSteps), `guidanceSteps must be an integer ≥ 0, got ${c.guidanceSteps}`);
-  check(Number.isInteger(c.iterationsPerStep) && c.iterationsPerStep >= 1, `iterationsPerStep must be an integer ≥ 1, got ${c.iterationsPerStep}`);
+  check(Number.isInteger(c.iterationsPerStep) && c.iterationsPerStep >= 1 && c.iterationsPerStep <= MAX_ITERATIONS_PER_STEP, `iterationsPerStep must be an integer from 1 to ${MAX_ITERATIONS_PER_STEP}, got ${c.iterationsPerStep}`);
   check(Number.isFinite(c.stepSizeStart) && Number.isFinite(c.stepSizeEnd), 'step sizes must be finite');
   check(Number.isFinite(c.lossStop), `lossStop must be finite, got ${c.lossStop}`);
   check(c.crossWeight >= 0 && c.selfWeight >= 0, `loss weights must be ≥ 0, got λ_CA=${c.crossWeight}, λ_SA=${c.selfWeight}`);
@@ -123,12 +129,12 @@ export function validateControl(c: SynthesisControl): void {
   check(isCount(c.refineStart), `refineStart must be an integer ≥ 0, got ${c.refineStart}`);
   check(Number.isInteger(c.refineEvery) && c.refineEvery >= 1, `refineEvery must be an integer ≥ 1, got ${c.refineEvery}`);
   check(Number.isInteger(c.clustersPerSubject) && c.clustersPerSubject >= 1, `clustersPerSubject must be an integer ≥ 1, got ${c.clustersPerSubject}`);
-  check(Number.isInteger(c.kmeansInits) && c.kmeansInits >= 1, `kmeansInits must be an integer ≥ 1, got ${c.kmeansInits}`);
+  check(Number.isInteger(c.kmeansInits) && c.kmeansInits >= 1 && c.kmeansInits <= MAX_KMEANS_INITS, `kmeansInits must be an integer from 1 to ${MAX_KMEANS_INITS}, got ${c.kmeansInits}`);
   check(Number.isInteger(c.kmeansMaxIterations) && c.kmeansMaxIterations >= 1, `kmeansMaxIterations must be an integer ≥ 1`);
   check(c.kmeansTolerance >= 0, `kmeansTolerance must be ≥ 0`);
   check(Number.isInteger(c.kmeansSeed), `kmeansSeed must be an integer`);
   for (const [name, list] of [['lossLayers', c.lossLayers], ['mapLayers', c.mapLayers]] as const) {
-    check(list === null || (list.length > 0 && list.every(isCount)), `${name} must be a non-empty list of layer indices`);
+    check(list === null || (Array.isArray(list) && list.length > 0 && list.every(isCount)), `${name} must be a non-empty list of layer indices`);
   }
 }
 
@@ -143,6 +149,11 @@ export function resolveControl(preset: PresetName = 'mifo', ablations: readonly 
     control = { ...control, ...ablation };
   }
   const { alpha, ...rest } = overrides;
+  const unknown = [
+    ...Object.keys(rest).filter((key) => !(key in control)),
+    ...Object.keys(alpha ?? {}).filter((key) => !(key in control.alpha)).map((key) => `alpha.${key}`),
+  ];
+  if (unknown.length > 0) throw new Error(`unknown synthesis control option(s) ${unknown.join(', ')} (known: ${Object.keys(control).join(', ')})`);
   const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Partial<SynthesisControl>;
   control = { ...control, ...defined, alpha: { ...control.alpha, ...(alpha ?? {}) } };
   validateControl(control);

@@ -35,6 +35,11 @@ test('control presets and ablations resolve to the documented switches', () => {
   assert.throws(() => resolveControl('mifo', [], { iterationsPerStep: 0 }), /iterationsPerStep/);
   assert.throws(() => resolveControl('nope' as never), /unknown synthesis preset/);
   assert.throws(() => resolveControl('mifo', ['nope' as never]), /unknown ablation/);
+  // what a JSON submission can carry: misspelt keys, wrong types, runaway counts
+  assert.throws(() => resolveControl('mifo', [], { iterations: 3, alpha: { maximum: 1 } } as never), /unknown synthesis control option\(s\) iterations, alpha.maximum \(known: boxControl, /);
+  assert.throws(() => resolveControl('mifo', [], { lossLayers: '12' as never }), /lossLayers must be a non-empty list of layer indices/);
+  assert.throws(() => resolveControl('mifo', [], { crossMask: 'no' as never }), /crossMask must be true or false, got "no"/);
+  assert.throws(() => resolveControl('mifo', [], { kmeansInits: 1e6 }), /kmeansInits must be an integer from 1 to 1000/);
 });
 
 const variant = goldenVariants()[0]!;
