@@ -101,7 +101,12 @@ export function ensureSampleProject(services: ServerServices): Promise<void> {
 const PREVIEW_EVERY: Record<'paper' | 'reference' | 'fast' | 'bas', number> = { fast: 20, paper: 100, reference: 100, bas: 100 };
 const PREVIEW_STEPS = 20;
 
-export function submitLearn(services: ServerServices, projectId: string, preset: 'paper' | 'reference' | 'fast' | 'bas'): Promise<JobRecord> {
+export function submitLearn(
+  services: ServerServices,
+  projectId: string,
+  preset: 'paper' | 'reference' | 'fast' | 'bas',
+  initializeFromNames: boolean,
+): Promise<JobRecord> {
   const project = services.projects.require(projectId);
   if (!project.photo) throw new ConflictError('this project has no photo yet: upload one first');
   const instances = services.projects.instances(projectId);
@@ -119,6 +124,7 @@ export function submitLearn(services: ServerServices, projectId: string, preset:
       masks: instances.map((instance) => instance.maskSha256!),
       names: instances.map((instance) => instance.name),
       instanceIds: instances.map((instance) => instance.id),
+      initializeFromNames,
       preset,
       options: { previewEvery: PREVIEW_EVERY[preset], previewSteps: PREVIEW_STEPS },
     },

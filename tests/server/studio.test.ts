@@ -191,6 +191,7 @@ describe('studio routers', () => {
     assert.deepEqual(input.names, ['cup', 'plate']);
     assert.deepEqual(input.instanceIds, [cup.id, plate.id]);
     assert.equal(input.preset, 'fast');
+    assert.equal(input.initializeFromNames, true, 'the studio starts tokens from their names unless told otherwise');
     assert.ok((input.options as { previewEvery: number }).previewEvery > 0);
     await rejectsWith(caller.studio.learn({ projectId: project.id, preset: 'fast' }), 'CONFLICT', /already learning/);
   });

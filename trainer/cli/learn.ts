@@ -16,6 +16,7 @@ Learns one token per instance mask (<asset0>, <asset1>, ...) from one image and 
   --mask FILE          an instance mask (repeat, one per instance, in token order)
   --name TEXT          an instance name for the manifest (repeat, in mask order)
   --init WORD          initializer word per instance (repeat; "" keeps the preset's initialisation)
+  --init-from-names    an instance without --init starts from its --name when the model knows it as one word
   --out DIR            the concept folder to write (new or empty)
   --preset NAME        ${PRESET_NAMES.join(' | ')} (default paper)
   --resume             continue from the checkpoint in the checkpoint folder
@@ -44,6 +45,7 @@ export async function run(argv: string[]): Promise<void> {
       mask: { type: 'string', multiple: true },
       name: { type: 'string', multiple: true },
       init: { type: 'string', multiple: true },
+      'init-from-names': { type: 'boolean' },
       out: { type: 'string' },
       preset: { type: 'string' },
       resume: { type: 'boolean' },
@@ -129,6 +131,7 @@ export async function run(argv: string[]): Promise<void> {
       masks,
       names: values.name,
       initializerWords: values.init?.map((w) => (w === '' ? null : w)),
+      initializeFromNames: values['init-from-names'] ?? false,
       outDir: out,
       preset,
       options,

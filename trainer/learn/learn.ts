@@ -18,7 +18,7 @@ import { Learner, type PhaseState } from './learner.ts';
 import { resolveOptions, type DeepPartial, type LearnOptions, type PresetName } from './options.ts';
 import { prepareClassImages } from './prior.ts';
 import { instancePrompt } from './sampling.ts';
-import { addPlaceholders, placeholderTokens } from './tokens.ts';
+import { addPlaceholders, knownWord, placeholderTokens } from './tokens.ts';
 
 export interface LearnRequest {
   /** base model: a diffusers folder */
@@ -30,6 +30,8 @@ export interface LearnRequest {
   names?: (string | null)[];
   /** a word per instance whose first sub-token initialises its placeholder (null: the preset's initialisation) */
   initializerWords?: (string | null)[];
+  /** an instance without an initializer word starts from its name when the tokenizer knows the name as one word */
+  initializeFromNames?: boolean;
   /** the concept folder to write */
   outDir: string;
   preset?: PresetName;
@@ -105,7 +107,6 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
   if (count === 0) throw new Error('learning needs at least one instance mask');
   if (request.names && request.names.length > count) throw new Error(`${request.names.length} names for ${count} masks`);
   if (request.initializerWords && request.initializerWords.length > count) throw new Error(`${request.initializerWords.length} initializer words for ${count} masks`);
-  const initializerWords = Array.from({ length: count }, (_, i) => request.initializerWords?.[i] ?? null);
   const outDir = resolve(request.outDir);
   const checkpointDir = resolve(request.checkpointDir ?? join(outDir, 'checkpoints'));
   checkOutputFolders(outDir, checkpointDir, request.resume ?? false);
@@ -117,6 +118,10 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
   let image: tf.Tensor4D | null = null;
   const classImages: tf.Tensor4D[] = [];
   try {
+    const initializerWords = Array.from({ length: count }, (_, i) => {
+      const name = request.initializeFromNames ? request.names?.[i] : null;
+      return request.initializerWords?.[i] ?? (name ? knownWord(pipeline.tokenizer, name) : null);
+    });
     const size = options.resolution ?? pipeline.defaultSize;
     const weightsHash = await hashModelWeights(pipeline.modelDir);
     image = await loadTrainingImage(request.image, size);

@@ -42,6 +42,13 @@ export function initializerTokenId(tokenizer: CLIPTokenizer, word: string): numb
   return tokenizer.convertTokensToIds([first])[0]!;
 }
 
+/** `name` when the tokenizer reads it as one whole word of its vocabulary ("circle", "dog"), else null. */
+export function knownWord(tokenizer: CLIPTokenizer, name: string): string | null {
+  const word = name.trim().toLowerCase();
+  const pieces = word ? tokenizer.tokenize(word) : [];
+  return pieces.length === 1 && pieces[0] === `${word}</w>` ? word : null;
+}
+
 export interface AddedPlaceholders {
   tokens: string[];
   tokenIds: number[];

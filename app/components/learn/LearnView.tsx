@@ -286,6 +286,7 @@ function PresetPicker({ detail, onStarted, onCancel }: { detail: ProjectDetail; 
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [preset, setPreset] = useState<LearnPresetId>('fast');
+  const [initializeFromNames, setInitializeFromNames] = useState(true);
   const start = useMutation(
     trpc.studio.learn.mutationOptions({
       onSuccess: async () => {
@@ -340,6 +341,15 @@ function PresetPicker({ detail, onStarted, onCancel }: { detail: ProjectDetail; 
           ))}
         </div>
       </fieldset>
+      <label className="mt-3 flex items-start gap-2 text-sm">
+        <input type="checkbox" checked={initializeFromNames} onChange={(event) => setInitializeFromNames(event.target.checked)} className="mt-0.5 accent-indigo-600" />
+        <span>
+          <span className="font-medium">Start each token from its instance&apos;s name</span>
+          <span className="block text-neutral-600 dark:text-neutral-400">
+            Where the model knows the name as a word (circle, dog), the token starts there instead of at the average word: so short runs learn the object more reliably.
+          </span>
+        </span>
+      </label>
       {start.error && (
         <div className="mt-3">
           <Alert tone="error" title="Learning did not start">
@@ -348,7 +358,7 @@ function PresetPicker({ detail, onStarted, onCancel }: { detail: ProjectDetail; 
         </div>
       )}
       <div className="mt-4 flex gap-2">
-        <Button variant="primary" onClick={() => start.mutate({ projectId: detail.id, preset })} disabled={start.isPending}>
+        <Button variant="primary" onClick={() => start.mutate({ projectId: detail.id, preset, initializeFromNames })} disabled={start.isPending}>
           {start.isPending && <Spinner />}
           Start learning
         </Button>

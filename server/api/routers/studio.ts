@@ -75,9 +75,10 @@ export const studioRouter = router({
     }),
   ),
 
-  learn: publicProcedure.input(z.object({ projectId: id, preset: z.enum(LEARN_PRESETS) })).mutation(({ ctx, input }) =>
-    mapErrors(async () => submitLearn(await ctx.services(), input.projectId, input.preset)),
-  ),
+  /** initializeFromNames: each token starts from its instance's name where the model knows the word (on unless said) */
+  learn: publicProcedure
+    .input(z.object({ projectId: id, preset: z.enum(LEARN_PRESETS), initializeFromNames: z.boolean().default(true) }))
+    .mutation(({ ctx, input }) => mapErrors(async () => submitLearn(await ctx.services(), input.projectId, input.preset, input.initializeFromNames))),
 
   compose: publicProcedure
     .input(

@@ -47,6 +47,7 @@ export async function runLearnJob(context: JobContext<LearnJobInput>): Promise<L
     masks,
     names: input.names,
     initializerWords: input.initializerWords,
+    initializeFromNames: input.initializeFromNames,
     outDir: join(context.workDir, 'concept'),
     preset: input.preset,
     options,

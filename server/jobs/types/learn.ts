@@ -24,6 +24,8 @@ export const learnInput = z
     instanceIds: z.array(z.string().max(128).nullable()).optional(),
     /** a word per instance that initialises its token (null: the preset's initialisation) */
     initializerWords: z.array(z.string().max(64).nullable()).optional(),
+    /** an instance without an initializer word starts from its name when the base model knows it as one word */
+    initializeFromNames: z.boolean().default(false),
     preset: z.enum(LEARN_PRESETS).default('paper'),
     /** overrides of the preset's options (trainer/learn/options.ts); checked by the worker */
     options: z.record(z.string(), z.unknown()).optional(),

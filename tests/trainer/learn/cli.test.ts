@@ -26,6 +26,14 @@ describe('mifo learn', () => {
     assert.ok(!existsSync(join(out, 'checkpoints')));
   });
 
+  test('--init-from-names starts each token from its name where the model knows the word', async () => {
+    const out = join(root, 'from-names');
+    const code = await main(['learn', ...inputs, '--preset', 'fast', '--steps1', '1', '--no-phase2', '--set', 'metricTimesteps=[100]',
+      '--name', 'dog', '--name', 'zqxj', '--init-from-names', '--out', out]);
+    assert.equal(code, 0);
+    assert.deepEqual(readManifest(out).tokens.map((t) => t.initializer), ['dog', null]);
+  });
+
   test('bad input is a usage error naming the option', async () => {
     assert.equal(await main(['learn', '--model', fixtureModel('tiny-sd2'), '--image', TWO_OBJECTS.image, '--out', join(root, 'x')]), 2);
     assert.equal(await main(['learn', ...inputs, '--attention', 'sometimes', '--out', join(root, 'x')]), 2);

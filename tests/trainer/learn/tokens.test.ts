@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
-import { addPlaceholders, initialRows, initializerTokenId, placeholderTokens } from '../../../trainer/learn/tokens.ts';
+import { addPlaceholders, initialRows, initializerTokenId, knownWord, placeholderTokens } from '../../../trainer/learn/tokens.ts';
 import { Generator } from '../../../trainer/util/random.ts';
 import { fixturesDir, setupRuntime } from '../../helpers.ts';
 
@@ -46,6 +46,15 @@ describe('placeholder initialisation (spec §1.2)', () => {
     const [copied, word] = pipe.textEncoder.getTokenEmbeddings([1001, wordId]).arraySync();
     assert.deepEqual(copied, word);
     assert.throws(() => initializerTokenId(pipe.tokenizer, ''), /no tokens/);
+    pipe.dispose();
+  });
+
+  test('knownWord: a name the tokenizer reads as one whole vocabulary word', () => {
+    const pipe = load();
+    assert.deepEqual(
+      ['dog', ' Dog ', 'dogs', 'zqxj', 'red dog', '', '<asset0>'].map((name) => knownWord(pipe.tokenizer, name)),
+      ['dog', 'dog', null, null, null, null, null],
+    );
     pipe.dispose();
   });
 
