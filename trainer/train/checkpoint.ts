@@ -37,6 +37,10 @@ export interface StageCheckpointState {
   parameters: string[];
   optimizerSteps: number;
   emaSteps: number | null;
+  /** the micro-batch split the run has used (absent in checkpoints written before it was kept: plan afresh) */
+  microBatches?: number[];
+  /** loss-log sums of the steps since the last log record, so the next record averages the same steps */
+  pendingLog?: { sums: Record<string, number>; steps: number };
   tensors: string;
 }
 
@@ -49,6 +53,8 @@ export interface StageSnapshot {
   parameters: NamedParameter[];
   optimizer: AdamW;
   ema: ExponentialMovingAverage | null;
+  microBatches?: number[];
+  pendingLog: { sums: Record<string, number>; steps: number };
 }
 
 function engineTensor(data: Float32Array, shape: readonly number[]): TensorToWrite {
@@ -80,6 +86,8 @@ export function writeStageCheckpoint(dir: string, snapshot: StageSnapshot): void
     parameters: snapshot.parameters.map((p) => p.name),
     optimizerSteps: optimizerState.step,
     emaSteps: snapshot.ema ? snapshot.ema.steps : null,
+    ...(snapshot.microBatches ? { microBatches: snapshot.microBatches } : {}),
+    pendingLog: snapshot.pendingLog,
     tensors: tensorFile,
   };
   const temp = join(dir, `${STATE_FILE}.tmp-${process.pid}`);

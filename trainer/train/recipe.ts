@@ -269,19 +269,25 @@ export function readRecipe(path: string): Recipe {
 }
 
 /**
- * A hash of what a stage's result depends on. Bookkeeping (checkpoint, preview and log intervals) and the stage's
- * step count are left out, so a run can be extended or checkpointed more often and still resume.
+ * A hash of what a stage's result depends on. Bookkeeping (checkpoint, preview and log intervals) is left out, so a
+ * run can be checkpointed more often and still resume; so is the step count where the learning rate does not depend
+ * on it (constant after warm-up), so such a stage can be extended. A finished upstream stage counts without its steps:
+ * its output is fixed.
  */
 export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'decoder' | 'diffusion'): string {
   const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, ...rest }: StageBookkeeping & Json) => rest;
+  const own = (settings: StageBookkeeping & { optimizer: OptimizerRecipe }) => {
+    const rest = strip(settings as unknown as StageBookkeeping & Json);
+    return settings.optimizer.schedule === 'constant_with_warmup' ? rest : { ...rest, steps: settings.steps };
+  };
   const vae = strip(recipe.vae as unknown as StageBookkeeping & Json);
   // the decoder stage leaves the encoder, hence the latents the diffusion stage trains on, as stage 1 made them
   const relevant =
     stage === 'vae'
-      ? { seed: recipe.seed, world: recipe.world, vae }
+      ? { seed: recipe.seed, world: recipe.world, vae: own(recipe.vae) }
       : stage === 'decoder'
-        ? { seed: recipe.seed, world: recipe.world, vae, decoder: strip(recipe.decoder as unknown as StageBookkeeping & Json) }
-        : { seed: recipe.seed, world: recipe.world, vae, textEncoder: recipe.textEncoder, unet: recipe.unet, scheduler: recipe.scheduler, diffusion: strip(recipe.diffusion as unknown as StageBookkeeping & Json) };
+        ? { seed: recipe.seed, world: recipe.world, vae, decoder: own(recipe.decoder) }
+        : { seed: recipe.seed, world: recipe.world, vae, textEncoder: recipe.textEncoder, unet: recipe.unet, scheduler: recipe.scheduler, diffusion: own(recipe.diffusion) };
   return createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
 

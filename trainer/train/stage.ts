@@ -92,6 +92,9 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
   }
   log.truncateAfter(stage.name, step);
 
+  const sums = new Map<string, number>(Object.entries(resumed?.pendingLog?.sums ?? {}));
+  let counted = resumed?.pendingLog?.steps ?? 0;
+  let microBatches: number[] | undefined = options.microBatch === undefined ? resumed?.microBatches : undefined;
   const checkpoint = () =>
     writeStageCheckpoint(checkpointDir, {
       stage: stage.name,
@@ -102,14 +105,13 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
       parameters,
       optimizer,
       ema: stage.ema,
+      microBatches,
+      pendingLog: { sums: Object.fromEntries(sums), steps: counted },
     });
 
-  const sums = new Map<string, number>();
-  let counted = 0;
   let stepsThisRun = 0;
   let lastCheckpoint = step;
   const variables = parameters.map((p) => p.variable);
-  let microBatches: number[] | undefined;
   try {
     while (step < settings.steps) {
       if ((options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) || options.shouldStop?.()) break;

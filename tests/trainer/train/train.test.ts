@@ -13,9 +13,10 @@ import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffu
 import { initRuntime, tf } from '../../../trainer/runtime/backend.ts';
 import { createDiffusionModels, diffusionTrainingStage } from '../../../trainer/train/diffusion_stage.ts';
 import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../../../trainer/train/evaluate.ts';
+import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
-import { learningRateFactor, parseRecipe, readRecipe, RecipeError, type Recipe } from '../../../trainer/train/recipe.ts';
+import { learningRateFactor, parseRecipe, readRecipe, RecipeError, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
@@ -104,6 +105,21 @@ describe('recipe files', () => {
   });
 });
 
+test('fingerprints: a step count that shapes the learning rate (cosine) counts, one under a constant rate does not', () => {
+  const base = tinyRecipe((r) => (r.diffusion.optimizer.schedule = 'constant_with_warmup'));
+  const longer = tinyRecipe((r) => {
+    r.diffusion.optimizer.schedule = 'constant_with_warmup';
+    r.vae.steps += 10;
+    r.diffusion.steps += 10;
+    r.diffusion.logEvery += 1;
+  });
+  assert.equal(base.vae.optimizer.schedule, 'cosine');
+  assert.notEqual(stageFingerprint(longer, 'vae'), stageFingerprint(base, 'vae'));
+  // a finished VAE's output is fixed: the later stages do not see its step count
+  assert.equal(stageFingerprint(longer, 'decoder'), stageFingerprint(base, 'decoder'));
+  assert.equal(stageFingerprint(longer, 'diffusion'), stageFingerprint(base, 'diffusion'));
+});
+
 describe('training stages lower their loss', () => {
   test('VAE: reconstruction loss on a fixed batch falls', async () => {
     const recipe = tinyRecipe((r) => {
@@ -181,10 +197,13 @@ test('a batch split into micro-batches takes the same steps as the whole batch (
 });
 
 describe('resume and export', () => {
-  const recipe = tinyRecipe();
+  // a log record every other step, so the stops below fall between records
+  const recipe = tinyRecipe((r) => {
+    for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+  });
   let straight: string;
 
-  test('an uninterrupted run trains both stages, logs every step and exports a loadable pipeline', async () => {
+  test('an uninterrupted run trains both stages, logs every other step and exports a loadable pipeline', async () => {
     straight = join(scratch, 'straight');
     const out = join(straight, 'model');
     const result = await trainDefaultModel(recipe, { workDir: straight, outDir: out });
@@ -192,7 +211,7 @@ describe('resume and export', () => {
     const records = new LossLog(join(straight, 'loss.jsonl')).records();
     assert.deepEqual(
       records.map((r) => `${r.stage}:${r.step}`),
-      ['vae:1', 'vae:2', 'vae:3', 'vae:4', 'decoder:1', 'decoder:2', 'diffusion:1', 'diffusion:2', 'diffusion:3', 'diffusion:4'],
+      ['vae:2', 'vae:4', 'decoder:2', 'diffusion:2', 'diffusion:4'],
     );
     assert.ok(records.every((r) => Number.isFinite(r.loss) && r.loss > 0));
     assert.ok(existsSync(join(straight, 'vae', 'previews', 'step-000002.png')));
@@ -236,6 +255,8 @@ describe('resume and export', () => {
     let calls = 0;
     const third = await trainDefaultModel(recipe, { workDir: resumed, outDir: out, shouldStop: () => ++calls > 3 });
     assert.deepEqual(third, { completed: false, vaeStep: 4, decoderStep: 2, diffusionStep: 2 });
+    // the split planned on the run's first step travels with the checkpoint, so a resumed run sums the same way
+    assert.deepEqual(readStageCheckpointState(join(resumed, 'diffusion', 'checkpoint'))!.microBatches, [recipe.diffusion.batch]);
     const fourth = await trainDefaultModel(recipe, { workDir: resumed, outDir: out });
     assert.equal(fourth.completed, true);
 
