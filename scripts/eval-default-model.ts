@@ -89,6 +89,7 @@ if (parts.has('generation')) {
       `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
+      `  right shape and colour and nothing else drawn: ${percent(g.exactRate)}\n` +
       `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)`,
   );
   if (outDir) {

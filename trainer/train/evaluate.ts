@@ -5,7 +5,7 @@ import { tensorToRgbImages } from '../io/image.ts';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { tf } from '../runtime/backend.ts';
 import { evaluationSet } from '../world/evaluation_set.ts';
-import { evaluateScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
+import { judgeScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
 import { isRareObject } from '../world/scene.ts';
 import { heldOutScenes, measureReconstruction, type ReconstructionReport } from './vae_stage.ts';
 
@@ -21,6 +21,8 @@ export interface CaseResult {
   shapeAndColour: boolean;
   /** ... and the right texture */
   allAttributes: boolean;
+  /** object-sized regions that no request took (extra objects, or fragments of one) */
+  unclaimedRegions: number;
   objects: ObjectScore[];
 }
 
@@ -46,6 +48,8 @@ export interface GenerationReport {
   shapeAndColourRate: number;
   /** share of images in which every requested object also has the right texture */
   allAttributesRate: number;
+  /** share of images with every requested object of the right shape and colour and no other object (nor a fragment) */
+  exactRate: number;
   objects: number;
   /** per requested object: found, right shape, right colour, right texture (not found counts as wrong) */
   foundRate: number;
@@ -79,12 +83,13 @@ export async function evaluateGeneration(
     const generated = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.steps, guidance: settings.guidance });
     const image = tensorToRgbImages(generated.images)[0]!;
     tf.dispose([generated.images, generated.latents]);
-    const evaluations = evaluateScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
+    const { objects: evaluations, unclaimedRegions } = judgeScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
     const result: CaseResult = {
       seed: testCase.seed,
       caption: testCase.caption,
       shapeAndColour: evaluations.every((e) => e.found && e.shape.correct && e.colour.correct),
       allAttributes: evaluations.every((e) => e.found && e.shape.correct && e.colour.correct && e.texture.correct),
+      unclaimedRegions,
       objects: evaluations.map((e) => ({
         request: describeRequest(e),
         rare: isRareObject(e.request),
@@ -110,6 +115,7 @@ export async function evaluateGeneration(
     settings,
     shapeAndColourRate: rate(results, results.filter((r) => r.shapeAndColour).length),
     allAttributesRate: rate(results, results.filter((r) => r.allAttributes).length),
+    exactRate: rate(results, results.filter((r) => r.shapeAndColour && r.unclaimedRegions === 0).length),
     objects: objects.length,
     foundRate: rate(objects, objects.filter((o) => o.found).length),
     shapeAccuracy: rate(objects, objects.filter((o) => o.shapeCorrect).length),

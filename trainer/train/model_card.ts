@@ -127,6 +127,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
           `| images with every object found, right shape and colour | ${percent(g.shapeAndColourRate)} |`,
           ...g.byObjectCount.map((b) => `| ... of the ${b.images} images with ${b.objects} object(s) | ${percent(b.shapeAndColourRate)} |`),
           `| images with every object also of the right texture | ${percent(g.allAttributesRate)} |`,
+          `| images with every object of the right shape and colour and nothing else (no extra object, no fragment) | ${percent(g.exactRate)} |`,
           `| objects found / right shape / right colour | ${percent(g.foundRate)} / ${percent(g.shapeAccuracy)} / ${percent(g.colourAccuracy)} |`,
           `| right texture (plain-shape objects) | ${percent(g.textureAccuracy)} |`,
           '',

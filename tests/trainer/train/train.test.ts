@@ -232,7 +232,8 @@ describe('resume and export', () => {
     assert.equal(judged.cases, 3);
     assert.deepEqual(judged.results.map((r) => r.caption), evaluationSet(3).map((c) => c.caption));
     assert.equal(judged.objects, evaluationSet(3).reduce((n, c) => n + c.requests.length, 0));
-    for (const rate of [judged.shapeAndColourRate, judged.foundRate, judged.shapeAccuracy, judged.colourAccuracy, judged.textureAccuracy]) {
+    assert.ok(judged.exactRate <= judged.shapeAndColourRate);
+    for (const rate of [judged.shapeAndColourRate, judged.exactRate, judged.foundRate, judged.shapeAccuracy, judged.colourAccuracy, judged.textureAccuracy]) {
       assert.ok(rate >= 0 && rate <= 1);
     }
     const reconstruction = evaluateReconstruction(pipeline, 4);
@@ -289,7 +290,7 @@ describe('resume and export', () => {
 
     const settings = { steps: 25, guidance: 5 };
     const generation = {
-      cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
+      cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, exactRate: 0.6, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
       byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }], results: [],
     };
     const report = { model: 'm', engine: 'test engine', generation, psnr: { images: 200, meanPsnr: 27.5, pooledPsnr: 27, worstPsnr: 20 }, timing: { runs: 5, settings, medianMs: 3200, minMs: 3000, maxMs: 3500 } };
@@ -297,6 +298,7 @@ describe('resume and export', () => {
     assert.match(card, /Trained to the end of its recipe/);
     assert.match(card, /\| diffusion \| 4 of 4 \| \d+ \|/);
     assert.match(card, /right shape and colour ≥ 70\.0%: 71\.5%, met/);
+    assert.match(card, /\| images with every object of the right shape and colour and nothing else \(no extra object, no fragment\) \| 60\.0% \|/);
     assert.match(card, /PSNR ≥ 28 dB: 27\.50 dB, \*\*not met\*\*/);
     assert.match(card, /< 5 s: 3\.20 s, met/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { degradeImage, randomDegradation } from '../../../trainer/world/degrade.ts';
 import { measureAccuracy, type AccuracyReport } from '../../../trainer/world/evaluator/accuracy.ts';
-import { evaluateObject, evaluateScene, EvaluatorError, type ObjectRequest } from '../../../trainer/world/evaluator/evaluate.ts';
+import { evaluateObject, evaluateScene, EvaluatorError, judgeScene, type ObjectRequest } from '../../../trainer/world/evaluator/evaluate.ts';
 import { polygonCorners, traceBoundary } from '../../../trainer/world/evaluator/features.ts';
 import { worldReference, REFERENCE_SEED_BASE } from '../../../trainer/world/evaluator/reference.ts';
 import { resizeBilinear, type RgbImage } from '../../../trainer/world/image.ts';
@@ -170,6 +170,23 @@ test('wrong objects are reported as wrong, missing ones as not found', () => {
   // a box in the wrong place gives a low IoU
   const misplaced = evaluateObject(picture, { ...star, box: [0.6, 0.6, 0.95, 0.95] }, [square]);
   assert.ok(misplaced.found && misplaced.iou! < 0.2, `IoU ${misplaced.iou}`);
+});
+
+test('an object nobody asked for is counted as unclaimed', () => {
+  const scene: Scene = {
+    background: { kind: 'plain', variant: 0, seed: 1 },
+    objects: [
+      { shape: 'circle', colour: 'red', texture: 'plain', center: [0.3, 0.3], size: 0.3, rotation: 0 },
+      { shape: 'circle', colour: 'red', texture: 'plain', center: [0.72, 0.7], size: 0.3, rotation: 0 },
+      { shape: 'star', colour: 'blue', texture: 'plain', center: [0.7, 0.25], size: 0.3, rotation: 0 },
+    ],
+  };
+  const picture = image(scene, 64);
+  const [circle, , star] = requestsOf(scene, 64).map((request) => ({ ...request, box: null })) as [ObjectRequest, ObjectRequest, ObjectRequest];
+  assert.equal(judgeScene(picture, requestsOf(scene, 64)).unclaimedRegions, 0);
+  const askedForTwo = judgeScene(picture, [circle, star]);
+  assert.ok(askedForTwo.objects.every((o) => o.found && o.shape.correct && o.colour.correct), JSON.stringify(askedForTwo.objects));
+  assert.equal(askedForTwo.unclaimedRegions, 1, 'the second red circle was drawn but not asked for');
 });
 
 test('images of any size are judged the same', () => {

@@ -296,11 +296,23 @@ const RARE_MIN_CONFIDENCE = 0.2;
 /** Weight of the requested box in choosing among same-coloured candidates. */
 const BOX_WEIGHT = 2;
 
+export interface SceneEvaluation {
+  /** one per request, in request order */
+  objects: ObjectEvaluation[];
+  /** object-sized regions that no request took: objects nobody asked for, or fragments of one */
+  unclaimedRegions: number;
+}
+
 /**
  * Evaluates every requested object of one image. Requests are matched to distinct regions; each request's
  * leakage is measured against the others.
  */
 export function evaluateScene(image: RgbImage, requests: readonly ObjectRequest[], reference: Reference = worldReference()): ObjectEvaluation[] {
+  return judgeScene(image, requests, reference).objects;
+}
+
+/** evaluateScene, plus what the image holds beyond the requests. */
+export function judgeScene(image: RgbImage, requests: readonly ObjectRequest[], reference: Reference = worldReference()): SceneEvaluation {
   checkRgbImage(image);
   if (requests.length === 0) throw new EvaluatorError('nothing to evaluate: no requested objects');
   requests.forEach(checkRequest);
@@ -362,7 +374,10 @@ export function evaluateScene(image: RgbImage, requests: readonly ObjectRequest[
     detections[index] = { regions: [best], ...analysis.detectionBounds([best]), reading: analysis.read(best), rareName: null, rareConfidence: 0 };
   });
 
-  return requests.map((_, index) => describe(analysis, requests, detections, index));
+  return {
+    objects: requests.map((_, index) => describe(analysis, requests, detections, index)),
+    unclaimedRegions: analysis.candidates.filter((region) => !used.has(region.id)).length,
+  };
 }
 
 /** Evaluates one requested object; `others` are the rest of the caption's objects (for leakage and matching). */
