@@ -3,6 +3,8 @@
 //   npx tsx scripts/eval-default-model.ts                      all three on models/default (or $MIFO_MODEL)
 //     --model DIR          another diffusers folder
 //     --cases N            held-out captions (1-3 objects, seeds 0..N-1), default 200
+//     --first-seed S       start the cases at seed S instead of 0: checks on progress (10000 on, as the training
+//                          previews) that leave the acceptance cases unseen until the final measurement
 //     --steps N            DDIM steps (default 25)        --guidance G   CFG scale (default 5)
 //     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
 //     --timing-runs N      timed generations after a warm-up (default 5)
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'generation,psnr,timing' },
     out: { type: 'string' },
     card: { type: 'boolean', default: false },
+    'first-seed': { type: 'string', default: '0' },
   },
 });
 
@@ -44,6 +47,9 @@ function count(name: string, text: string): number {
 const parts = new Set(values.only.split(',').map((s) => s.trim()));
 for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
+const firstSeed = Number(values['first-seed']);
+if (!Number.isInteger(firstSeed) || firstSeed < 0) throw new Error(`--first-seed must be an integer ≥ 0, got ${values['first-seed']}`);
+if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
 const settings = { steps: count('steps', values.steps), guidance: Number(values.guidance) };
 if (!(settings.guidance >= 0)) throw new Error(`--guidance must be ≥ 0, got ${values.guidance}`);
 const modelDir = resolve(values.model ?? defaultModelDir());
@@ -77,6 +83,7 @@ if (parts.has('generation')) {
   const images: RgbImage[] = [];
   const started = Date.now();
   report.generation = await evaluateGeneration(pipeline, count('cases', values.cases), settings, {
+    firstSeed,
     onImage: async (index, image, result) => {
       images.push(image);
       if (outDir) await writePng(join(outDir, `case-${String(result.seed).padStart(3, '0')}.png`), image);
@@ -85,7 +92,7 @@ if (parts.has('generation')) {
   });
   const g = report.generation;
   console.log(
-    `text-to-image on ${g.cases} held-out captions (seeds 0-${g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}):\n` +
+    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}):\n` +
       `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +

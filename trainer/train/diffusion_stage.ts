@@ -12,7 +12,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { tf } from '../runtime/backend.ts';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
 import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
-import { evaluationSet } from '../world/evaluation_set.ts';
+import { evaluationSet, VALIDATION_FIRST_SEED } from '../world/evaluation_set.ts';
 import { writeClipTokenizer } from '../world/tokenizer_files.ts';
 import { worldVocabulary } from '../world/vocabulary.ts';
 import type { NamedParameter } from './checkpoint.ts';
@@ -90,7 +90,7 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
   const latentSide = recipe.world.imageSize / vae.scaleFactor;
   const latentShape: [number, number, number, number] = [settings.batch, latentSide, latentSide, unet.inChannels];
   const latentSize = latentShape.reduce((a, b) => a * b, 1);
-  const previewCases = evaluationSet(settings.previewCaptions);
+  const previewCases = evaluationSet(settings.previewCaptions, { firstSeed: VALIDATION_FIRST_SEED });
   return {
     name: 'diffusion',
     fingerprint: stageFingerprint(recipe, 'diffusion'),

@@ -13,6 +13,9 @@ export interface EvaluationCase {
   requests: ObjectRequest[];
 }
 
+/** Seeds from here on check progress (training previews, interim evaluations); 0.. are the acceptance cases. */
+export const VALIDATION_FIRST_SEED = 10_000;
+
 export interface EvaluationSetOptions {
   firstSeed?: number;
   minObjects?: number;
