@@ -8,6 +8,7 @@ import type { ProgressUpdate } from '@/server/jobs/contract.ts';
 import { artifactUrl } from '../../lib/artifacts.ts';
 import { withTokenColors } from '../../lib/colors.ts';
 import { errorMessage } from '../../lib/format.ts';
+import { carryBoxes, promptTokens } from '../../lib/promptBoxes.ts';
 import { useTRPC, type JobRow, type LearnedToken } from '../../lib/trpc.ts';
 import { useJobEvents } from '../../lib/useJobEvents.ts';
 import { Alert, Button, Card, EmptyState, ProgressBar, SectionTitle, Spinner } from '../ui.tsx';
@@ -57,10 +58,6 @@ function initialPrompt(tokens: LearnedToken[]): string {
   if (tokens.length === 0) return '';
   // A scene the default model's world knows (its captions: "a photo of … on snow", "… on grass", …).
   return `a photo of ${tokens.map((t) => t.token).join(' and ')} on snow`;
-}
-
-function promptTokens(prompt: string): string[] {
-  return [...prompt.matchAll(/<[^<>\s]+>/g)].map((m) => m[0]);
 }
 
 function NumberField({ label, value, onChange, min, max, step = 1, hint }: { label: string; value: number; onChange: (value: number) => void; min: number; max: number; step?: number; hint?: string }) {
@@ -254,10 +251,8 @@ export function ComposeView({ projectId }: { projectId: string }) {
   const problem = settingsProblem(settings, tokens);
 
   const setPrompt = (prompt: string) => {
-    const count = promptTokens(prompt).length;
-    const current = settings.boxes;
-    const next = count === current.length ? current : count < current.length ? current.slice(0, count) : [...current, ...defaultBoxes(count).slice(current.length)];
-    update({ prompt, boxes: count === 0 ? current : next });
+    const next = promptTokens(prompt);
+    update({ prompt, boxes: next.length === 0 ? settings.boxes : carryBoxes(used, boxes, next, defaultBoxes(next.length)) });
   };
 
   const submit = () => {
