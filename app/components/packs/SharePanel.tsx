@@ -5,6 +5,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import Link from 'next/link';
 import { useId, useRef, useState } from 'react';
+import type { JobEvent } from '@/server/jobs/contract.ts';
 import { withTokenColors } from '../../lib/colors.ts';
 import { errorMessage } from '../../lib/format.ts';
 import { useTRPC } from '../../lib/trpc.ts';
@@ -29,20 +30,33 @@ function shareTokenOf(text: string): string | null {
 }
 
 function CopyLink({ pack }: { pack: PackRow }) {
-  const [copied, setCopied] = useState(false);
+  const [copied, setCopied] = useState<'copied' | 'refused' | null>(null);
   if (pack.visibility === 'private') return null;
   return (
-    <Button
-      size="sm"
-      onClick={async () => {
-        await navigator.clipboard?.writeText(shareUrl(pack)).catch(() => undefined);
-        setCopied(true);
-        setTimeout(() => setCopied(false), 1500);
-      }}
-      title={shareUrl(pack)}
-    >
-      {copied ? 'Link copied' : 'Copy share link'}
-    </Button>
+    <>
+      <Button
+        size="sm"
+        onClick={async () => {
+          // the clipboard is only there on https or localhost, and the browser may refuse it: then the link is shown
+          const written = await (navigator.clipboard?.writeText(shareUrl(pack)).then(() => true, () => false) ?? Promise.resolve(false));
+          setCopied(written ? 'copied' : 'refused');
+          if (written) setTimeout(() => setCopied(null), 1500);
+        }}
+        title={shareUrl(pack)}
+      >
+        {copied === 'copied' ? 'Link copied' : 'Copy share link'}
+      </Button>
+      {copied === 'refused' && (
+        <input
+          readOnly
+          autoFocus
+          value={shareUrl(pack)}
+          onFocus={(event) => event.currentTarget.select()}
+          aria-label="Share link (the browser did not allow copying: copy it from here)"
+          className="w-72 rounded-md border border-neutral-300 bg-white px-2 py-1 text-xs dark:border-neutral-700 dark:bg-neutral-900"
+        />
+      )}
+    </>
   );
 }
 
@@ -100,10 +114,10 @@ function ExportPack({ projectId, projectName }: { projectId: string; projectName
   const [note, setNote] = useState('');
   const [visibility, setVisibility] = useState<PackRow['visibility']>('unlisted');
   const [jobId, setJobId] = useState<string | null>(null);
-  const [done, setDone] = useState(false);
+  const [outcome, setOutcome] = useState<JobEvent['kind'] | null>(null);
   const nameId = useId();
   const noteId = useId();
-  const publish = useMutation(trpc.packs.publish.mutationOptions({ onSuccess: (job) => (setJobId(job.id), setDone(false)) }));
+  const publish = useMutation(trpc.packs.publish.mutationOptions({ onSuccess: (job) => (setJobId(job.id), setOutcome(null)) }));
   const learned = (tokens.data ?? []).filter((token) => token.source === 'learned');
   if (tokens.isPending) return null;
   if (learned.length === 0) {
@@ -154,7 +168,7 @@ function ExportPack({ projectId, projectName }: { projectId: string; projectName
         </div>
       )}
       <div className="mt-4 flex flex-wrap items-center gap-3">
-        <Button variant="primary" onClick={() => publish.mutate({ projectId, name: name.trim() || undefined, note: note || undefined, visibility })} disabled={publish.isPending || (jobId !== null && !done)}>
+        <Button variant="primary" onClick={() => publish.mutate({ projectId, name: name.trim() || undefined, note: note || undefined, visibility })} disabled={publish.isPending || (jobId !== null && outcome === null)}>
           {publish.isPending && <Spinner />}
           Export pack
         </Button>
@@ -163,13 +177,13 @@ function ExportPack({ projectId, projectName }: { projectId: string; projectName
             key={jobId}
             jobId={jobId}
             what="Exporting the pack"
-            onFinished={() => {
-              setDone(true);
+            onFinished={(event) => {
+              setOutcome(event.kind);
               void queryClient.invalidateQueries({ queryKey: trpc.packs.list.queryKey() });
             }}
           />
         )}
-        {jobId && done && <span className="text-sm text-emerald-700 dark:text-emerald-400" data-testid="pack-exported">Exported: download it below.</span>}
+        {jobId && outcome === 'completed' && <span className="text-sm text-emerald-700 dark:text-emerald-400" data-testid="pack-exported">Exported: download it below.</span>}
       </div>
     </Card>
   );
