@@ -78,7 +78,9 @@ export function Gallery({ generations, tokens, onReuse }: { generations: Generat
       </label>
       <ul className="space-y-4" data-testid="gallery">
         {[...groups].map(([key, rows]) => {
-          const params = rows[0]!.params as unknown as GenerationParams;
+          // a run's settings are those of its box-controlled images; the side-by-side ones without control only differ there
+          const lead = rows.find((row) => (row.params as unknown as GenerationParams).variant !== 'no box control') ?? rows[0]!;
+          const params = lead.params as unknown as GenerationParams;
           const byIndex = new Map<number, { controlled?: GenerationRow; plain?: GenerationRow }>();
           for (const row of rows) {
             const p = row.params as unknown as GenerationParams;
@@ -101,7 +103,7 @@ export function Gallery({ generations, tokens, onReuse }: { generations: Generat
               </div>
               <p className="mt-1 text-xs text-neutral-600 dark:text-neutral-400">
                 seed {params.seed} · {params.steps} steps · guidance {params.guidanceScale} · {PRESET_LABEL[params.preset] ?? params.preset}
-                {params.ablations.length ? ` (${params.ablations.join(', ')})` : ''} · {params.width}×{params.height} px · {formatAgo(rows[0]!.createdAt)}
+                {params.ablations.length ? ` (${params.ablations.join(', ')})` : ''} · {params.width}×{params.height} px · {formatAgo(lead.createdAt)}
                 {params.negativePrompt ? ` · negative “${params.negativePrompt}”` : ''}
               </p>
               <div className="mt-3 flex flex-wrap gap-3">
