@@ -280,19 +280,30 @@ export function MaskEditor({ projectId }: { projectId: string }) {
     [ensureEditing, height, projectId, redraw, scheduleSave, segmentMask, width],
   );
 
+  const samReady = Boolean(detail?.samEmbeddingSha256);
   const onPoint = (point: SamPoint) => {
+    // before the photo's embedding exists a click could only make an empty instance
+    if (!samReady) return setProblem('Click-to-segment is still being prepared for this photo: wait for it, or use the brush or an import.');
     const current = editing.current;
     void runSam([...(current?.points ?? []), { x: Math.round(point.x), y: Math.round(point.y), positive: point.positive }], current?.box ?? null);
   };
-  const onBox = (box: SamBox) => void runSam(editing.current?.points ?? [], box.map(Math.round) as SamBox);
+  const onBox = (box: SamBox) => {
+    if (!samReady) return setProblem('Click-to-segment is still being prepared for this photo: wait for it, or use the brush or an import.');
+    void runSam(editing.current?.points ?? [], box.map(Math.round) as SamBox);
+  };
 
   const strokeTarget = useRef<Promise<Editing> | null>(null);
   const onStroke = (from: PhotoPoint, to: PhotoPoint, done: boolean) => {
+    // erasing with nothing selected has nothing to erase: it must not leave an empty new instance behind
+    if (tool === 'erase' && !editing.current && !strokeTarget.current) return;
     strokeTarget.current ??= ensureEditing();
     const value = tool === 'erase' ? 0 : 1;
     void strokeTarget.current.then(
       (target) => {
+        // a painted mask is no longer what its clicks segment: undoing a click would throw the painting away
         target.source = 'brush';
+        target.points = [];
+        target.box = null;
         target.pendingSha = null;
         paintStroke(target.bits, from, to, brushRadius, value);
         canvas.current?.redraw();
@@ -348,7 +359,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
       select(null);
       return true;
     }
-    if (event.key === 'n') {
+    if (event.key.toLowerCase() === 'n') {
       select(null);
       return true;
     }
@@ -412,7 +423,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
           onKey={onKey}
         />
         <div className="mt-2 flex flex-wrap items-center justify-between gap-2">
-          <SamStatus projectId={projectId} ready={Boolean(detail.samEmbeddingSha256)} />
+          <SamStatus projectId={projectId} ready={samReady} />
           <p className="text-xs text-neutral-500">
             {selected ? (
               <>
