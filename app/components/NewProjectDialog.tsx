@@ -38,6 +38,8 @@ export function NewProjectDialog({ open, onClose }: { open: boolean; onClose: ()
   const [picked, setPicked] = useState<Picked | null>(null);
   const [crop, setCrop] = useState<Crop | null>(null);
   const [name, setName] = useState('');
+  /** the name was typed, not taken from a file: a photo picked later keeps it */
+  const nameTyped = useRef(false);
   const [problem, setProblem] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
@@ -75,7 +77,7 @@ export function NewProjectDialog({ open, onClose }: { open: boolean; onClose: ()
       }
       setPicked({ file, url, width, height });
       setCrop(centeredCrop(width, height));
-      setName((current) => current || file.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ').trim().slice(0, 80) || 'My photo');
+      if (!nameTyped.current) setName(file.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ').trim().slice(0, 80) || 'My photo');
     };
     image.onerror = () => {
       URL.revokeObjectURL(url);
@@ -147,7 +149,10 @@ export function NewProjectDialog({ open, onClose }: { open: boolean; onClose: ()
                 <input
                   id={nameId}
                   value={name}
-                  onChange={(event) => setName(event.target.value)}
+                  onChange={(event) => {
+                    nameTyped.current = event.target.value !== '';
+                    setName(event.target.value);
+                  }}
                   maxLength={200}
                   className="w-full rounded-md border border-neutral-300 bg-white px-2.5 py-1.5 text-sm dark:border-neutral-700 dark:bg-neutral-800"
                 />
