@@ -76,7 +76,8 @@ export function PromptEditor({ id, value, onChange, tokens, label }: { id: strin
         {label}
       </label>
       <div className="relative rounded-lg border border-neutral-300 bg-white focus-within:border-indigo-500 focus-within:ring-1 focus-within:ring-indigo-500 dark:border-neutral-700 dark:bg-neutral-900">
-        <div ref={mirror} aria-hidden className={`pointer-events-none absolute inset-0 overflow-hidden text-neutral-900 dark:text-neutral-100 ${shared}`}>
+        {/* both keep a scrollbar's gutter, so a long prompt wraps the same in the chips as in the text being edited */}
+        <div ref={mirror} aria-hidden style={{ scrollbarGutter: 'stable' }} className={`pointer-events-none absolute inset-0 overflow-hidden text-neutral-900 dark:text-neutral-100 ${shared}`}>
           <Mirror text={value} colors={colors} />
         </div>
         <textarea
@@ -91,6 +92,7 @@ export function PromptEditor({ id, value, onChange, tokens, label }: { id: strin
             if (mirror.current) mirror.current.scrollTop = event.currentTarget.scrollTop;
           }}
           data-testid="prompt"
+          style={{ scrollbarGutter: 'stable' }}
           className={`relative block w-full resize-y bg-transparent text-transparent caret-neutral-900 outline-none selection:bg-indigo-300/50 dark:caret-neutral-100 ${shared}`}
         />
       </div>
