@@ -107,8 +107,12 @@ function settingsProblem(settings: Settings, tokens: LearnedToken[]): string | n
   return null;
 }
 
-function LivePreview({ job, boxes, colors, onDone }: { job: JobRow; boxes: NormBox[]; colors: (string | null)[]; onDone: () => void }) {
+function LivePreview({ job, colorOf, onDone }: { job: JobRow; colorOf: (token: string) => string | null; onDone: () => void }) {
   const trpc = useTRPC();
+  // the run's own boxes: the ones on the canvas may have moved since it started
+  const input = job.input as { prompt: string; boxes: NormBox[] };
+  const boxes = input.boxes;
+  const colors = promptTokens(input.prompt).map(colorOf);
   const stream = useJobEvents(job.id, (event) => {
     if (event.kind === 'completed' || event.kind === 'failed' || event.kind === 'cancelled') onDone();
   });
@@ -384,8 +388,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
             <LivePreview
               key={liveJob.id}
               job={liveJob}
-              boxes={boxes}
-              colors={subjects.map((s) => s.color)}
+              colorOf={(token) => tokens.find((t) => t.token === token)?.color ?? null}
               onDone={() => {
                 void queryClient.invalidateQueries({ queryKey: trpc.projects.get.queryKey({ id: projectId }) });
                 void queryClient.invalidateQueries({ queryKey: trpc.jobs.list.queryKey() });
