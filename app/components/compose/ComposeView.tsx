@@ -202,10 +202,16 @@ export function ComposeView({ projectId }: { projectId: string }) {
   const promptId = useId();
   const negativeId = useId();
 
+  // the settings outlive a visit to another step of the project (kept for the browser tab's session)
+  const storageKey = `mifo.compose.${projectId}`;
+  useEffect(() => {
+    if (settings) sessionStorage.setItem(storageKey, JSON.stringify(settings));
+  }, [settings, storageKey]);
+
   useEffect(() => {
     if (settings || !tokensQuery.data) return;
     const prompt = initialPrompt(tokensQuery.data);
-    setSettings({
+    const defaults: Settings = {
       prompt,
       negativePrompt: '',
       boxes: defaultBoxes(Math.max(1, promptTokens(prompt).length)),
@@ -220,8 +226,10 @@ export function ComposeView({ projectId }: { projectId: string }) {
       maskEos: true,
       compare: true,
       livePreview: true,
-    });
-  }, [settings, tokensQuery.data]);
+    };
+    const saved = sessionStorage.getItem(storageKey);
+    setSettings(saved ? { ...defaults, ...(JSON.parse(saved) as Partial<Settings>) } : defaults);
+  }, [settings, storageKey, tokensQuery.data]);
 
   // The running composition of this project, also after a reload.
   useEffect(() => {
