@@ -114,6 +114,8 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
   const variables = parameters.map((p) => p.variable);
   try {
     while (step < settings.steps) {
+      // a step is synchronous: without a turn of the event loop a Ctrl-C handler would only run at the next preview
+      await new Promise((resolve) => setImmediate(resolve));
       if ((options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) || options.shouldStop?.()) break;
       const started = performance.now();
       const prepared = stage.prepareStep(generator);

@@ -271,6 +271,19 @@ describe('resume and export', () => {
     assert.ok(readFileSync(join(out, 'unet', 'diffusion_pytorch_model.safetensors')).equals(readFileSync(join(straight, 'model', 'unet', 'diffusion_pytorch_model.safetensors'))));
   });
 
+  test('a stop requested from the event loop (a Ctrl-C handler) takes effect after the current step', async () => {
+    const quiet = tinyRecipe((r) => (r.vae.previewEvery = 0));
+    let stopRequested = false;
+    const result = await trainDefaultModel(quiet, {
+      workDir: join(scratch, 'signalled'),
+      outDir: join(scratch, 'signalled', 'model'),
+      // like a signal: the flag is set by a later turn of the event loop, not by the step itself
+      onStep: () => void setImmediate(() => (stopRequested = true)),
+      shouldStop: () => stopRequested,
+    });
+    assert.deepEqual([result.completed, result.vaeStep, result.diffusionStep], [false, 1, 0]);
+  });
+
   test('the latest checkpoint exports on demand; a changed recipe is refused', async () => {
     const out = join(scratch, 'exported');
     assert.equal(await exportCheckpoint(recipe, straight, out), 4);
