@@ -258,7 +258,8 @@ export function ComposeView({ projectId }: { projectId: string }) {
 
   const update = (changes: Partial<Settings>) => setSettings((current) => ({ ...current!, ...changes }));
   const used = promptTokens(settings.prompt);
-  const subjects = used.map((token) => ({ label: token, color: tokens.find((t) => t.token === token)?.color ?? null }));
+  const colorOf = (token: string) => tokens.find((t) => t.token === token)?.color ?? null;
+  const subjects = used.map((token) => ({ label: token, color: colorOf(token) }));
   const boxes = used.length === settings.boxes.length ? settings.boxes : [...settings.boxes.slice(0, used.length), ...defaultBoxes(Math.max(1, used.length)).slice(settings.boxes.length)].slice(0, used.length);
   const problem = settingsProblem(settings, tokens);
 
@@ -396,7 +397,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
             <LivePreview
               key={liveJob.id}
               job={liveJob}
-              colorOf={(token) => tokens.find((t) => t.token === token)?.color ?? null}
+              colorOf={colorOf}
               onDone={() => {
                 void queryClient.invalidateQueries({ queryKey: trpc.projects.get.queryKey({ id: projectId }) });
                 void queryClient.invalidateQueries({ queryKey: trpc.jobs.list.queryKey() });

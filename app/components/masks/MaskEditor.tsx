@@ -34,6 +34,8 @@ const TOOLS: { id: Tool; label: string; key: string }[] = [
   { id: 'erase', label: 'Eraser', key: 'e' },
 ];
 
+const SAM_NOT_READY = 'Click-to-segment is still being prepared for this photo: wait for it, or use the brush or an import.';
+
 function SamStatus({ projectId, ready }: { projectId: string; ready: boolean }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
@@ -283,12 +285,12 @@ export function MaskEditor({ projectId }: { projectId: string }) {
   const samReady = Boolean(detail?.samEmbeddingSha256);
   const onPoint = (point: SamPoint) => {
     // before the photo's embedding exists a click could only make an empty instance
-    if (!samReady) return setProblem('Click-to-segment is still being prepared for this photo: wait for it, or use the brush or an import.');
+    if (!samReady) return setProblem(SAM_NOT_READY);
     const current = editing.current;
     void runSam([...(current?.points ?? []), { x: Math.round(point.x), y: Math.round(point.y), positive: point.positive }], current?.box ?? null);
   };
   const onBox = (box: SamBox) => {
-    if (!samReady) return setProblem('Click-to-segment is still being prepared for this photo: wait for it, or use the brush or an import.');
+    if (!samReady) return setProblem(SAM_NOT_READY);
     void runSam(editing.current?.points ?? [], box.map(Math.round) as SamBox);
   };
 
