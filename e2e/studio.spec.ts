@@ -152,7 +152,7 @@ test('open a sample, segment two objects, learn, compose with two boxes, export 
   expect(errors).toEqual([]);
 });
 
-test('mask tools: box prompt, keyboard click, brush and eraser, PNG and SAM JSON imports, reorder, delete; learning cancelled and resumed', async ({ page }, testInfo) => {
+test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, PNG and SAM JSON imports, reorder, delete; learning cancelled and resumed', async ({ page }, testInfo) => {
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   const sample = samples.find((s) => s.id === 'three-on-snow')!;
@@ -203,6 +203,18 @@ test('mask tools: box prompt, keyboard click, brush and eraser, PNG and SAM JSON
   await page.getByRole('button', { name: 'Eraser', exact: true }).click();
   const erase = await toScreen([470, 440]);
   await page.mouse.click(erase.x, erase.y);
+  await expect(page.getByText('All changes saved')).toBeVisible();
+  // Undo takes back the eraser and the stroke (the mask is empty again); redo brings both back.
+  const undo = page.getByRole('button', { name: 'Undo', exact: true });
+  const redo = page.getByRole('button', { name: 'Redo', exact: true });
+  await undo.click();
+  await undo.click();
+  await expect(undo).toBeDisabled();
+  await expect(rows.nth(2)).toContainText('no mask yet');
+  await redo.click();
+  await redo.click();
+  await expect(redo).toBeDisabled();
+  await expect(rows.nth(2)).toContainText('painted mask');
   await expect(page.getByText('All changes saved')).toBeVisible();
 
   // Imports: a mask PNG, and SAM automatic-mask-generator JSON with COCO RLE (compressed and not).

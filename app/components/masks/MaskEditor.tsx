@@ -1,7 +1,7 @@
 'use client';
 // Step 1: mark each object of the photo as an instance with a mask and a name (its token). Click-to-segment with SAM
 // (points and a box), brush and eraser, imports of mask PNGs and SAM automatic-mask-generator JSON. Every change is
-// saved as the instance's mask, with the clicks that made it.
+// saved as the instance's mask, with the clicks that made it, and can be undone and redone.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { TRPCClientError } from '@trpc/client';
 import Link from 'next/link';
@@ -13,6 +13,7 @@ import { useTRPC, type InstanceRow } from '../../lib/trpc.ts';
 import { useJobEvents } from '../../lib/useJobEvents.ts';
 import { Alert, Button, Card, Kbd, Spinner } from '../ui.tsx';
 import { bitsToPngBlob, countBits, emptyBits, loadMaskBits, paintStroke, type MaskBits, type OverlayLayer } from './bits.ts';
+import { MaskHistory, type MaskSource, type MaskState } from './history.ts';
 import { InstancePanel } from './InstancePanel.tsx';
 import { MaskCanvas, type MaskCanvasHandle, type PhotoPoint, type SamBox, type SamPoint, type Tool } from './MaskCanvas.tsx';
 import { freeInstanceName } from './names.ts';
@@ -22,7 +23,7 @@ interface Editing {
   bits: MaskBits;
   points: SamPoint[];
   box: SamBox | null;
-  source: 'sam' | 'brush' | 'import' | 'sample';
+  source: MaskSource;
   /** the stored mask this edit starts from, while it is still loading */
   pendingSha: string | null;
 }
@@ -95,6 +96,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
   const canvas = useRef<MaskCanvasHandle>(null);
   const saveTimer = useRef<{ timer: ReturnType<typeof setTimeout>; snapshot: Editing } | null>(null);
   const samRequest = useRef(0);
+  const history = useRef(new MaskHistory());
 
   const invalidate = useCallback(() => queryClient.invalidateQueries({ queryKey: trpc.projects.get.queryKey({ id: projectId }) }), [projectId, queryClient, trpc]);
   const segment = useMutation(trpc.masks.segment.mutationOptions());
@@ -192,7 +194,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
 
   const beginEditing = useCallback(
     (instance: InstanceRow) => {
-      const prompts = instance.prompts as { points?: SamPoint[]; box?: SamBox | null; source?: Editing['source'] };
+      const prompts = instance.prompts as { points?: SamPoint[]; box?: SamBox | null; source?: MaskSource };
       const stored = instance.maskSha256 ? cache.get(instance.maskSha256) : undefined;
       editing.current = {
         instanceId: instance.id,
@@ -256,18 +258,13 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         setProblem(`A new instance could not be added: ${errorMessage(error)}`);
         return;
       }
+      history.current.record(target.instanceId, target);
       target.points = points;
       target.box = box;
       target.source = 'sam';
       target.pendingSha = null;
       redraw();
       const request = ++samRequest.current;
-      if (points.length === 0 && !box) {
-        target.bits = emptyBits(width, height);
-        redraw();
-        scheduleSave();
-        return;
-      }
       try {
         const result = await segmentMask({ projectId, points, box });
         const bits = await loadMaskBits(result.dataUrl, width, height);
@@ -298,10 +295,16 @@ export function MaskEditor({ projectId }: { projectId: string }) {
   const onStroke = (from: PhotoPoint, to: PhotoPoint, done: boolean) => {
     // erasing with nothing selected has nothing to erase: it must not leave an empty new instance behind
     if (tool === 'erase' && !editing.current && !strokeTarget.current) return;
+    const strokeStarts = !strokeTarget.current;
     strokeTarget.current ??= ensureEditing();
     const value = tool === 'erase' ? 0 : 1;
     void strokeTarget.current.then(
       (target) => {
+        if (strokeStarts) {
+          // a click's answer arriving mid-stroke would replace the painting
+          samRequest.current++;
+          history.current.record(target.instanceId, target);
+        }
         // a painted mask is no longer what its clicks segment: undoing a click would throw the painting away
         target.source = 'brush';
         target.points = [];
@@ -322,16 +325,21 @@ export function MaskEditor({ projectId }: { projectId: string }) {
     );
   };
 
-  const undoPoint = () => {
+  const restore = (direction: 'undo' | 'redo') => {
     const current = editing.current;
-    if (!current) return;
-    if (current.points.length) void runSam(current.points.slice(0, -1), current.box);
-    else if (current.box) void runSam([], null);
+    if (!current || strokeTarget.current) return;
+    const state: MaskState | null = history.current[direction](current.instanceId, current);
+    if (!state) return;
+    samRequest.current++;
+    Object.assign(current, state, { pendingSha: null });
+    redraw();
+    scheduleSave();
   };
   const clearMask = () => {
     const current = editing.current;
-    if (!current) return;
+    if (!current || (!current.points.length && !current.box && countBits(current.bits) === 0)) return;
     samRequest.current++;
+    history.current.record(current.instanceId, current);
     current.points = [];
     current.box = null;
     current.bits = emptyBits(width, height);
@@ -341,9 +349,10 @@ export function MaskEditor({ projectId }: { projectId: string }) {
 
   const onKey = (event: KeyboardEvent): boolean => {
     if (event.ctrlKey || event.metaKey) {
-      if (event.key === 'z') {
+      const key = event.key.toLowerCase();
+      if (key === 'z' || key === 'y') {
         event.preventDefault();
-        undoPoint();
+        restore(key === 'y' || event.shiftKey ? 'redo' : 'undo');
         return true;
       }
       return false;
@@ -399,8 +408,11 @@ export function MaskEditor({ projectId }: { projectId: string }) {
               <input type="range" min={1} max={Math.max(8, Math.round(width / 8))} value={brushRadius} onChange={(event) => setBrushRadius(Number(event.target.value))} aria-label="Brush size" />
             </label>
           )}
-          <Button size="sm" variant="ghost" onClick={undoPoint} disabled={!current || (!current.points.length && !current.box)}>
-            Undo click
+          <Button size="sm" variant="ghost" onClick={() => restore('undo')} disabled={!current || !history.current.canUndo(current.instanceId)} title="Undo (Ctrl+Z)">
+            Undo
+          </Button>
+          <Button size="sm" variant="ghost" onClick={() => restore('redo')} disabled={!current || !history.current.canRedo(current.instanceId)} title="Redo (Ctrl+Shift+Z)">
+            Redo
           </Button>
           <Button size="sm" variant="ghost" onClick={clearMask} disabled={!current}>
             Clear mask
@@ -434,7 +446,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
             ) : (
               'Click an object to add it as a new instance.'
             )}{' '}
-            Shift-click: not part of it. Keys: <Kbd>C</Kbd> <Kbd>B</Kbd> <Kbd>P</Kbd> <Kbd>E</Kbd> tools, <Kbd>[</Kbd> <Kbd>]</Kbd> brush, <Kbd>Ctrl+Z</Kbd> undo click.
+            Shift-click: not part of it. Keys: <Kbd>C</Kbd> <Kbd>B</Kbd> <Kbd>P</Kbd> <Kbd>E</Kbd> tools, <Kbd>[</Kbd> <Kbd>]</Kbd> brush, <Kbd>Ctrl+Z</Kbd> undo, <Kbd>Ctrl+Shift+Z</Kbd> redo.
           </p>
         </div>
         {problem && (
