@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writePng, type RgbImage } from '../trainer/io/image.ts';
+import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
@@ -26,32 +27,27 @@ import { writePreviewGrid } from '../trainer/train/preview.ts';
 const { values } = parseArgs({
   options: {
     model: { type: 'string' },
-    cases: { type: 'string', default: '200' },
-    steps: { type: 'string', default: '25' },
-    guidance: { type: 'string', default: '5' },
-    'psnr-scenes': { type: 'string', default: '200' },
-    'timing-runs': { type: 'string', default: '5' },
+    cases: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    'psnr-scenes': { type: 'string' },
+    'timing-runs': { type: 'string' },
     only: { type: 'string', default: 'generation,psnr,timing' },
     out: { type: 'string' },
     card: { type: 'boolean', default: false },
-    'first-seed': { type: 'string', default: '0' },
+    'first-seed': { type: 'string' },
   },
 });
-
-function count(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
-  return n;
-}
 
 const parts = new Set(values.only.split(',').map((s) => s.trim()));
 for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
-const firstSeed = Number(values['first-seed']);
-if (!Number.isInteger(firstSeed) || firstSeed < 0) throw new Error(`--first-seed must be an integer ≥ 0, got ${values['first-seed']}`);
+const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
-const settings = { steps: count('steps', values.steps), guidance: Number(values.guidance) };
-if (!(settings.guidance >= 0)) throw new Error(`--guidance must be ≥ 0, got ${values.guidance}`);
+const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0) };
+const cases = parseNumber(values.cases, 'cases', 200, isPositiveInteger);
+const psnrScenes = parseNumber(values['psnr-scenes'], 'psnr-scenes', 200, isPositiveInteger);
+const timingRuns = parseNumber(values['timing-runs'], 'timing-runs', 5, isPositiveInteger);
 const modelDir = resolve(values.model ?? defaultModelDir());
 const outDir = values.out ? resolve(values.out) : null;
 if (outDir) mkdirSync(outDir, { recursive: true });
@@ -68,13 +64,13 @@ const report: EvaluationReport = {
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 if (parts.has('psnr')) {
-  report.psnr = evaluateReconstruction(pipeline, count('psnr-scenes', values['psnr-scenes']));
+  report.psnr = evaluateReconstruction(pipeline, psnrScenes);
   const p = report.psnr;
   console.log(`VAE reconstruction on ${p.images} held-out scenes: mean PSNR ${p.meanPsnr.toFixed(2)} dB, pooled ${p.pooledPsnr.toFixed(2)} dB, worst ${p.worstPsnr.toFixed(2)} dB`);
 }
 
 if (parts.has('timing')) {
-  report.timing = await timeGeneration(pipeline, count('timing-runs', values['timing-runs']), settings);
+  report.timing = await timeGeneration(pipeline, timingRuns, settings);
   const t = report.timing;
   console.log(`one ${settings.steps}-step generation (guidance ${settings.guidance}): median ${(t.medianMs / 1000).toFixed(2)} s (min ${(t.minMs / 1000).toFixed(2)}, max ${(t.maxMs / 1000).toFixed(2)}, ${t.runs} runs)`);
 }
@@ -82,7 +78,7 @@ if (parts.has('timing')) {
 if (parts.has('generation')) {
   const images: RgbImage[] = [];
   const started = Date.now();
-  report.generation = await evaluateGeneration(pipeline, count('cases', values.cases), settings, {
+  report.generation = await evaluateGeneration(pipeline, cases, settings, {
     firstSeed,
     onImage: async (index, image, result) => {
       images.push(image);
@@ -107,7 +103,7 @@ if (parts.has('generation')) {
 if (outDir) writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
 if (training) {
   const model = values.model ? ` --model ${values.model}` : '';
-  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${values.cases} --steps ${values.steps} --guidance ${values.guidance} --psnr-scenes ${values['psnr-scenes']} --timing-runs ${values['timing-runs']} --card`;
+  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${cases} --steps ${settings.steps} --guidance ${settings.guidance} --psnr-scenes ${psnrScenes} --timing-runs ${timingRuns} --card`;
   writeFileSync(join(modelDir, 'README.md'), renderModelCard(training, report, command));
   console.log(`wrote the model card ${join(modelDir, 'README.md')}`);
 }

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { loadConcepts } from '../trainer/concepts/load.ts';
 import { tensorToRgbImages } from '../trainer/io/image.ts';
@@ -27,26 +28,19 @@ const { values } = parseArgs({
     model: { type: 'string' },
     seeds: { type: 'string', default: '0,1,2,3,4' },
     preset: { type: 'string', default: 'fast' },
-    samples: { type: 'string', default: '4' },
-    steps: { type: 'string', default: '25' },
-    guidance: { type: 'string', default: '5' },
+    samples: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
   },
 });
-
-function positive(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
-  return n;
-}
 
 const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
 if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);
 if (!PRESET_NAMES.includes(values.preset as PresetName)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}`);
 const preset = values.preset as PresetName;
-const samples = positive('samples', values.samples);
-const steps = positive('steps', values.steps);
-const guidance = Number(values.guidance);
-if (!(guidance >= 0)) throw new Error(`--guidance must be ≥ 0, got ${values.guidance}`);
+const samples = parseNumber(values.samples, 'samples', 4, isPositiveInteger);
+const steps = parseNumber(values.steps, 'steps', 25, isPositiveInteger);
+const guidance = parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0);
 const model = resolve(values.model ?? defaultModelDir());
 
 const runtime = await initRuntime();

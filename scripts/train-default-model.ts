@@ -11,6 +11,7 @@
 //     --export DIR       only export the latest stage-2 checkpoint (EMA weights) to DIR, then exit
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { readRecipe } from '../trainer/train/recipe.ts';
 import { exportCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
@@ -27,16 +28,9 @@ const { values } = parseArgs({
   },
 });
 
-function positive(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${value}`);
-  return n;
-}
-
 const recipe = readRecipe(resolve(values.recipe));
-const maxSteps = positive(values['max-steps'], 'max-steps');
-const maxMinutes = positive(values['max-minutes'], 'max-minutes');
+const maxSteps = parseNumber(values['max-steps'], 'max-steps', Infinity, isPositiveInteger);
+const maxMinutes = parseNumber(values['max-minutes'], 'max-minutes', Infinity, (m) => m > 0);
 const runtime = await initRuntime();
 const stamp = () => new Date().toISOString().slice(0, 19).replace('T', ' ');
 const say = (message: string) => console.log(`${stamp()} ${message}`);
@@ -47,7 +41,7 @@ if (values.export) {
   say(`exported the stage-2 checkpoint at step ${step} to ${resolve(values.export)}`);
 } else {
   let stopRequested = false;
-  const deadline = maxMinutes === undefined ? Infinity : Date.now() + maxMinutes * 60_000;
+  const deadline = Date.now() + maxMinutes * 60_000;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (stopRequested) process.exit(130);

@@ -8,6 +8,7 @@
 //   npx tsx scripts/world-eval.ts --image out.png --caption "a photo of a red striped circle and a blue star on snow" \
 //       [--boxes "0.1,0.1,0.5,0.5;0.5,0.5,0.9,0.9"]                one JSON result per object of the caption
 import { parseArgs } from 'node:util';
+import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { degradeImage, randomDegradation } from '../trainer/world/degrade.ts';
 import { measureAccuracy } from '../trainer/world/evaluator/accuracy.ts';
 import { evaluateScene, type ObjectRequest } from '../trainer/world/evaluator/evaluate.ts';
@@ -17,9 +18,9 @@ import { parseCaption, type Box } from '../trainer/world/scene.ts';
 
 const { values } = parseArgs({
   options: {
-    scenes: { type: 'string', default: '1000' },
-    'first-seed': { type: 'string', default: '10000' },
-    size: { type: 'string', default: '64' },
+    scenes: { type: 'string' },
+    'first-seed': { type: 'string' },
+    size: { type: 'string' },
     degraded: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     image: { type: 'string' },
@@ -27,12 +28,6 @@ const { values } = parseArgs({
     boxes: { type: 'string' },
   },
 });
-
-function integer(name: string, text: string | undefined): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got ${JSON.stringify(text)}`);
-  return value;
-}
 
 function parseBoxes(text: string, count: number): Box[] {
   const boxes = text.split(';').map((part) => part.split(',').map(Number));
@@ -50,9 +45,9 @@ if (values.image !== undefined) {
   const results = evaluateScene(await readRgb(values.image), requests);
   for (const result of results) console.log(JSON.stringify(result));
 } else {
-  const size = integer('size', values.size);
-  const firstSeed = integer('first-seed', values['first-seed']);
-  const seeds = Array.from({ length: integer('scenes', values.scenes) }, (_, i) => firstSeed + i);
+  const size = parseNumber(values.size, 'size', 64, isPositiveInteger);
+  const firstSeed = parseNumber(values['first-seed'], 'first-seed', 10000, isNonNegativeInteger);
+  const seeds = Array.from({ length: parseNumber(values.scenes, 'scenes', 1000, isPositiveInteger) }, (_, i) => firstSeed + i);
   const report = measureAccuracy({
     seeds,
     size,

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { writeMaskPng, writePng } from '../trainer/world/image.ts';
 import { renderScene } from '../trainer/world/render.ts';
 import { sampleScene, type Split } from '../trainer/world/sampler.ts';
@@ -15,31 +16,25 @@ import { captionOf } from '../trainer/world/scene.ts';
 const { values } = parseArgs({
   options: {
     out: { type: 'string' },
-    count: { type: 'string', default: '16' },
-    'first-seed': { type: 'string', default: '0' },
-    size: { type: 'string', default: '64' },
+    count: { type: 'string' },
+    'first-seed': { type: 'string' },
+    size: { type: 'string' },
     split: { type: 'string', default: 'all' },
-    'min-objects': { type: 'string', default: '1' },
-    'max-objects': { type: 'string', default: '4' },
+    'min-objects': { type: 'string' },
+    'max-objects': { type: 'string' },
     'no-masks': { type: 'boolean', default: false },
     benchmark: { type: 'string' },
   },
 });
 
-function integer(name: string, text: string | undefined): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got ${JSON.stringify(text)}`);
-  return value;
-}
-
-const size = integer('size', values.size);
-const firstSeed = integer('first-seed', values['first-seed']);
+const size = parseNumber(values.size, 'size', 64, isPositiveInteger);
+const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 const split = values.split as Split;
 if (!['all', 'train', 'heldout'].includes(split)) throw new Error(`--split must be all, train or heldout, got ${values.split}`);
-const sampleOptions = { split, minObjects: integer('min-objects', values['min-objects']), maxObjects: integer('max-objects', values['max-objects']) };
+const sampleOptions = { split, minObjects: parseNumber(values['min-objects'], 'min-objects', 1, isPositiveInteger), maxObjects: parseNumber(values['max-objects'], 'max-objects', 4, isPositiveInteger) };
 
 if (values.benchmark !== undefined) {
-  const count = integer('benchmark', values.benchmark);
+  const count = parseNumber(values.benchmark, 'benchmark', 0, isPositiveInteger);
   const masks = !values['no-masks'];
   for (let i = 0; i < Math.min(200, count); i++) renderScene(sampleScene(firstSeed + i, sampleOptions), size, { masks });
   const start = performance.now();
@@ -56,7 +51,7 @@ if (values.benchmark !== undefined) {
 } else {
   if (!values.out) throw new Error('--out DIR is required (or --benchmark N)');
   mkdirSync(values.out, { recursive: true });
-  const count = integer('count', values.count);
+  const count = parseNumber(values.count, 'count', 16, isPositiveInteger);
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const scene = sampleScene(seed, sampleOptions);
     const rendered = renderScene(scene, size, { masks: !values['no-masks'] });
