@@ -10,6 +10,7 @@ import { AdamW } from '../learn/optim.ts';
 import { tf } from '../runtime/backend.ts';
 import type { GeneratorState } from '../util/random.ts';
 import type { ExponentialMovingAverage } from './ema.ts';
+import { firstScheduleDifference, type ScheduleRecord } from './recipe.ts';
 
 export const TRAIN_CHECKPOINT_VERSION = 1;
 const STATE_FILE = 'checkpoint.json';
@@ -41,6 +42,8 @@ export interface StageCheckpointState {
   microBatches?: number[];
   /** loss-log sums of the steps since the last log record, so the next record averages the same steps */
   pendingLog?: { sums: Record<string, number>; steps: number };
+  /** the learning-rate schedule of the steps taken (absent in checkpoints written before it was kept) */
+  schedule?: ScheduleRecord;
   tensors: string;
 }
 
@@ -55,6 +58,7 @@ export interface StageSnapshot {
   ema: ExponentialMovingAverage | null;
   microBatches?: number[];
   pendingLog: { sums: Record<string, number>; steps: number };
+  schedule: ScheduleRecord;
 }
 
 function engineTensor(data: Float32Array, shape: readonly number[]): TensorToWrite {
@@ -88,6 +92,7 @@ export function writeStageCheckpoint(dir: string, snapshot: StageSnapshot): void
     emaSteps: snapshot.ema ? snapshot.ema.steps : null,
     ...(snapshot.microBatches ? { microBatches: snapshot.microBatches } : {}),
     pendingLog: snapshot.pendingLog,
+    schedule: snapshot.schedule,
     tensors: tensorFile,
   };
   const temp = join(dir, `${STATE_FILE}.tmp-${process.pid}`);
@@ -106,11 +111,12 @@ export function readStageCheckpointState(dir: string): StageCheckpointState | nu
 
 /**
  * Restores parameters, optimizer moments and EMA weights from the checkpoint in `dir` into the given objects.
- * Returns the checkpoint state (step, generator, wall time) or null when there is none.
+ * Returns the checkpoint state (step, generator, wall time) or null when there is none. With `expected.schedule`, the
+ * steps already taken must have had the learning rates that schedule gives them.
  */
 export function restoreStageCheckpoint(
   dir: string,
-  expected: { stage: StageName; fingerprint: string },
+  expected: { stage: StageName; fingerprint: string; schedule?: ScheduleRecord },
   parameters: NamedParameter[],
   optimizer: AdamW,
   ema: ExponentialMovingAverage | null,
@@ -123,6 +129,19 @@ export function restoreStageCheckpoint(
       `${dir}: the checkpoint was written under another recipe (fingerprint ${state.fingerprint}, now ${expected.fingerprint}); ` +
         'use a fresh work folder or restore the recipe',
     );
+  }
+  if (expected.schedule) {
+    const { optimizer, totalSteps } = expected.schedule;
+    // before checkpoints kept their schedule, a stage could only resume under another one when its rate was constant
+    const taken = state.schedule ?? { optimizer: optimizer.schedule === 'cosine' ? optimizer : { ...optimizer, schedule: 'constant_with_warmup' as const }, totalSteps };
+    const differs = firstScheduleDifference(taken, expected.schedule, state.step);
+    if (differs !== null) {
+      throw new Error(
+        `${dir}: the recipe gives step ${differs + 1} another learning rate than the checkpoint's ${state.step} steps were taken with ` +
+          `(${taken.optimizer.schedule} over ${taken.totalSteps} steps then, ${optimizer.schedule} over ${totalSteps} now); ` +
+          'a stage can only be extended or given its decay where the steps already taken keep their rates',
+      );
+    }
   }
   const names = parameters.map((p) => p.name);
   if (state.parameters.length !== names.length || state.parameters.some((name, i) => name !== names[i])) {

@@ -10,14 +10,17 @@ import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
 
-export type LearningRateSchedule = 'constant_with_warmup' | 'cosine';
+export type LearningRateSchedule = 'constant_with_warmup' | 'cosine' | 'warmup_stable_decay';
+const SCHEDULES: LearningRateSchedule[] = ['constant_with_warmup', 'cosine', 'warmup_stable_decay'];
 
 export interface OptimizerRecipe {
   learningRate: number;
   schedule: LearningRateSchedule;
   warmupSteps: number;
-  /** cosine: the factor reached at the last step */
+  /** cosine and warmup_stable_decay: the factor reached at the last step */
   minFactor: number;
+  /** warmup_stable_decay: the last this many steps fall linearly from 1 to minFactor (only that schedule has it) */
+  decaySteps?: number;
   betas: [number, number];
   weightDecay: number;
   eps: number;
@@ -134,11 +137,10 @@ function checkKeys(raw: Json, allowed: string[], where: string): void {
 
 function parseOptimizer(value: unknown, where: string): OptimizerRecipe {
   const raw = object(value, where);
-  checkKeys(raw, ['learningRate', 'schedule', 'warmupSteps', 'minFactor', 'betas', 'weightDecay', 'eps', 'maxGradNorm'], where);
-  const schedule = raw.schedule;
-  if (schedule !== 'constant_with_warmup' && schedule !== 'cosine') {
-    throw new RecipeError(`${where}.schedule must be "constant_with_warmup" or "cosine", got ${JSON.stringify(schedule)}`);
-  }
+  checkKeys(raw, ['learningRate', 'schedule', 'warmupSteps', 'minFactor', 'decaySteps', 'betas', 'weightDecay', 'eps', 'maxGradNorm'], where);
+  const schedule = raw.schedule as LearningRateSchedule;
+  if (!SCHEDULES.includes(schedule)) throw new RecipeError(`${where}.schedule must be one of ${SCHEDULES.map((name) => `"${name}"`).join(', ')}, got ${JSON.stringify(schedule)}`);
+  if ((schedule === 'warmup_stable_decay') !== (raw.decaySteps !== undefined)) throw new RecipeError(`${where}.decaySteps belongs to the "warmup_stable_decay" schedule, and only to it`);
   const betas = raw.betas;
   if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
     throw new RecipeError(`${where}.betas must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
@@ -152,7 +154,13 @@ function parseOptimizer(value: unknown, where: string): OptimizerRecipe {
     weightDecay: number(raw, 'weightDecay', where, nonNegative, 'non-negative'),
     eps: number(raw, 'eps', where, (n) => n > 0, 'positive'),
     maxGradNorm: number(raw, 'maxGradNorm', where, (n) => n > 0, 'positive'),
+    ...(schedule === 'warmup_stable_decay' ? { decaySteps: number(raw, 'decaySteps', where, positiveInteger, 'a positive integer') } : {}),
   };
+}
+
+function checkScheduleFits(stage: StageBookkeeping & { optimizer: OptimizerRecipe }, where: string): void {
+  const { warmupSteps, decaySteps = 0 } = stage.optimizer;
+  if (warmupSteps + decaySteps > stage.steps) throw new RecipeError(`${where}: optimizer.warmupSteps + decaySteps (${warmupSteps + decaySteps}) exceed steps (${stage.steps})`);
 }
 
 const BOOKKEEPING_KEYS = ['steps', 'batch', 'checkpointEvery', 'previewEvery', 'logEvery'];
@@ -245,6 +253,9 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
   };
 
+  checkScheduleFits(vae, `${source}.vae`);
+  checkScheduleFits(decoder, `${source}.decoder`);
+  checkScheduleFits(diffusion, `${source}.diffusion`);
   return {
     name: raw.name,
     seed: number(raw, 'seed', source, nonNegativeInteger, 'a non-negative integer'),
@@ -270,15 +281,18 @@ export function readRecipe(path: string): Recipe {
 
 /**
  * A hash of what a stage's result depends on. Bookkeeping (checkpoint, preview and log intervals) is left out, so a
- * run can be checkpointed more often and still resume; so is the step count where the learning rate does not depend
- * on it (constant after warm-up), so such a stage can be extended. A finished upstream stage counts without its steps:
- * its output is fixed.
+ * run can be checkpointed more often and still resume. So is, for a schedule that is constant after warm-up until an
+ * optional decay at the end, the step count and the decay: such a stage can be extended, or given its decay, while
+ * the steps already taken agree (the resume compares them: firstScheduleDifference). A finished upstream stage
+ * counts without its steps: its output is fixed.
  */
 export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'decoder' | 'diffusion'): string {
   const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, ...rest }: StageBookkeeping & Json) => rest;
   const own = (settings: StageBookkeeping & { optimizer: OptimizerRecipe }) => {
     const rest = strip(settings as unknown as StageBookkeeping & Json);
-    return settings.optimizer.schedule === 'constant_with_warmup' ? rest : { ...rest, steps: settings.steps };
+    if (settings.optimizer.schedule === 'cosine') return { ...rest, steps: settings.steps };
+    const { decaySteps: _decay, ...optimizer } = settings.optimizer;
+    return { ...rest, optimizer: { ...optimizer, schedule: 'constant_with_warmup', minFactor: 0 } };
   };
   const vae = strip(recipe.vae as unknown as StageBookkeeping & Json);
   // the decoder stage leaves the encoder, hence the latents the diffusion stage trains on, as stage 1 made them
@@ -295,6 +309,26 @@ export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'decoder' | 'dif
 export function learningRateFactor(optimizer: OptimizerRecipe, step: number, totalSteps: number): number {
   if (step < optimizer.warmupSteps) return step / Math.max(1, optimizer.warmupSteps);
   if (optimizer.schedule === 'constant_with_warmup') return 1;
+  if (optimizer.schedule === 'warmup_stable_decay') {
+    const decayStart = totalSteps - optimizer.decaySteps!;
+    return step < decayStart ? 1 : 1 - (1 - optimizer.minFactor) * Math.min(1, (step - decayStart) / optimizer.decaySteps!);
+  }
   const progress = Math.min(1, (step - optimizer.warmupSteps) / Math.max(1, totalSteps - optimizer.warmupSteps));
   return optimizer.minFactor + (1 - optimizer.minFactor) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+/** A stage's learning-rate schedule: its optimizer settings and its step count. */
+export interface ScheduleRecord {
+  optimizer: OptimizerRecipe;
+  totalSteps: number;
+}
+
+/** The first of the steps [0, steps) at which the two schedules give different learning rates, or null. */
+export function firstScheduleDifference(a: ScheduleRecord, b: ScheduleRecord, steps: number): number | null {
+  for (let step = 0; step < steps; step++) {
+    const rateA = a.optimizer.learningRate * learningRateFactor(a.optimizer, step, a.totalSteps);
+    const rateB = b.optimizer.learningRate * learningRateFactor(b.optimizer, step, b.totalSteps);
+    if (rateA !== rateB) return step;
+  }
+  return null;
 }

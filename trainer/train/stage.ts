@@ -81,7 +81,8 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
   );
   let step = 0;
   let elapsedMs = 0;
-  const resumed = restoreStageCheckpoint(checkpointDir, { stage: stage.name, fingerprint: stage.fingerprint }, parameters, optimizer, stage.ema);
+  const schedule = { optimizer: settings.optimizer, totalSteps: settings.steps };
+  const resumed = restoreStageCheckpoint(checkpointDir, { stage: stage.name, fingerprint: stage.fingerprint, schedule }, parameters, optimizer, stage.ema);
   if (resumed) {
     step = resumed.step;
     elapsedMs = resumed.elapsedMs;
@@ -107,6 +108,7 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
       ema: stage.ema,
       microBatches,
       pendingLog: { sums: Object.fromEntries(sums), steps: counted },
+      schedule,
     });
 
   let stepsThisRun = 0;

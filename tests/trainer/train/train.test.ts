@@ -1,7 +1,7 @@
 // The default-model recipe on a tiny config: each stage lowers its loss, an interrupted run resumes bit for bit,
 // and the exported folder loads as a StableDiffusionPipeline and generates.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,7 +16,7 @@ import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../.
 import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
-import { learningRateFactor, parseRecipe, readRecipe, RecipeError, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
+import { firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
@@ -92,6 +92,11 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe({ ...raw, diffusion: { ...raw.diffusion, captionDropuot: 0.1 } }), /unknown field\(s\): captionDropuot/);
     assert.throws(() => parseRecipe({ ...raw, unet: { ...raw.unet, cross_attention_dim: 64 } }), /cross_attention_dim/);
     assert.throws(() => parseRecipe({ ...raw, diffusion: { ...raw.diffusion, optimizer: { ...raw.diffusion.optimizer, schedule: 'linear' } } }), RecipeError);
+    const withOptimizer = (changes: object) => ({ ...raw, diffusion: { ...raw.diffusion, optimizer: { ...raw.diffusion.optimizer, ...changes } } });
+    assert.throws(() => parseRecipe(withOptimizer({ schedule: 'warmup_stable_decay' })), /decaySteps belongs to the "warmup_stable_decay" schedule/);
+    assert.throws(() => parseRecipe(withOptimizer({ decaySteps: 2 })), /decaySteps belongs to the "warmup_stable_decay" schedule/);
+    assert.throws(() => parseRecipe(withOptimizer({ schedule: 'warmup_stable_decay', decaySteps: 4 })), /diffusion: optimizer.warmupSteps \+ decaySteps \(5\) exceed steps \(4\)/);
+    assert.equal(parseRecipe(withOptimizer({ schedule: 'warmup_stable_decay', decaySteps: 3 })).diffusion.optimizer.decaySteps, 3);
   });
 
   test('learning-rate schedules: linear warm-up from 0, then constant or cosine down to minFactor', () => {
@@ -103,9 +108,28 @@ describe('recipe files', () => {
     assert.ok(Math.abs(learningRateFactor(optimizer, 60, 110) - 0.55) < 1e-12);
     assert.ok(Math.abs(learningRateFactor(optimizer, 110, 110) - 0.1) < 1e-12);
   });
+
+  test('warm-up, stable, decay: constant until the last decaySteps, then linear down to minFactor', () => {
+    const optimizer = { ...tinyRecipe().vae.optimizer, schedule: 'warmup_stable_decay' as const, warmupSteps: 10, minFactor: 0.2, decaySteps: 40 };
+    assert.equal(learningRateFactor(optimizer, 5, 110), 0.5);
+    assert.equal(learningRateFactor(optimizer, 10, 110), 1);
+    assert.equal(learningRateFactor(optimizer, 69, 110), 1);
+    assert.equal(learningRateFactor(optimizer, 70, 110), 1);
+    assert.ok(Math.abs(learningRateFactor(optimizer, 90, 110) - 0.6) < 1e-12);
+    assert.ok(Math.abs(learningRateFactor(optimizer, 110, 110) - 0.2) < 1e-12);
+  });
+
+  test('two schedules are compared over the steps already taken', () => {
+    const constant = { ...tinyRecipe().vae.optimizer, schedule: 'constant_with_warmup' as const, warmupSteps: 10 };
+    const decaying = { ...constant, schedule: 'warmup_stable_decay' as const, decaySteps: 20 };
+    assert.equal(firstScheduleDifference({ optimizer: constant, totalSteps: 100 }, { optimizer: decaying, totalSteps: 100 }, 100), 81);
+    assert.equal(firstScheduleDifference({ optimizer: constant, totalSteps: 100 }, { optimizer: decaying, totalSteps: 100 }, 81), null);
+    assert.equal(firstScheduleDifference({ optimizer: decaying, totalSteps: 100 }, { optimizer: decaying, totalSteps: 150 }, 100), 81);
+    assert.equal(firstScheduleDifference({ optimizer: constant, totalSteps: 100 }, { optimizer: { ...constant, warmupSteps: 5 }, totalSteps: 100 }, 50), 1);
+  });
 });
 
-test('fingerprints: a step count that shapes the learning rate (cosine) counts, one under a constant rate does not', () => {
+test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
   const base = tinyRecipe((r) => (r.diffusion.optimizer.schedule = 'constant_with_warmup'));
   const longer = tinyRecipe((r) => {
     r.diffusion.optimizer.schedule = 'constant_with_warmup';
@@ -118,6 +142,8 @@ test('fingerprints: a step count that shapes the learning rate (cosine) counts, 
   // a finished VAE's output is fixed: the later stages do not see its step count
   assert.equal(stageFingerprint(longer, 'decoder'), stageFingerprint(base, 'decoder'));
   assert.equal(stageFingerprint(longer, 'diffusion'), stageFingerprint(base, 'diffusion'));
+  const decaying = tinyRecipe((r) => (r.diffusion.optimizer = { ...r.diffusion.optimizer, schedule: 'warmup_stable_decay', minFactor: 0.1, decaySteps: 2 }));
+  assert.equal(stageFingerprint(decaying, 'diffusion'), stageFingerprint(base, 'diffusion'));
 });
 
 describe('training stages lower their loss', () => {
@@ -282,6 +308,33 @@ describe('resume and export', () => {
       shouldStop: () => stopRequested,
     });
     assert.deepEqual([result.completed, result.vaeStep, result.diffusionStep], [false, 1, 0]);
+  });
+
+  test('a stage under a constant rate can be extended and given a decay; steps already decayed keep their rates', async () => {
+    const dir = join(scratch, 'decayed');
+    cpSync(straight, dir, { recursive: true });
+    // as a checkpoint written before checkpoints kept their schedule
+    const statePath = join(dir, 'diffusion', 'checkpoint', 'checkpoint.json');
+    const { schedule, ...legacy } = JSON.parse(readFileSync(statePath, 'utf8')) as { schedule?: unknown };
+    assert.ok(schedule);
+    writeFileSync(statePath, JSON.stringify(legacy));
+    const decaying = (steps: number, decaySteps: number) =>
+      tinyRecipe((r) => {
+        for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+        r.diffusion.steps = steps;
+        r.diffusion.optimizer = { ...r.diffusion.optimizer, schedule: 'warmup_stable_decay', decaySteps };
+      });
+    const options = { workDir: dir, outDir: join(dir, 'model') };
+    // 4 steps at the constant rate; 8 steps decaying over the last 3 leave them as they were: steps 5-7 are taken
+    assert.equal((await trainDefaultModel(decaying(8, 3), { ...options, maxSteps: 3 })).diffusionStep, 7);
+    // step 7 decayed, which a decay over the last 3 of 10 steps would not have
+    await assert.rejects(trainDefaultModel(decaying(10, 3), options), /gives step 7 another learning rate than the checkpoint's 7 steps were taken with/);
+    const finished = await trainDefaultModel(decaying(8, 3), options);
+    assert.deepEqual([finished.completed, finished.diffusionStep], [true, 8]);
+    const rates = new LossLog(join(dir, 'loss.jsonl')).records().filter((r) => r.stage === 'diffusion').map((r) => r.lr);
+    const rate = recipe.diffusion.optimizer.learningRate;
+    assert.deepEqual(rates.slice(0, 3), [rate, rate, rate]);
+    assert.ok(Math.abs(rates[3]! - rate / 3) < 1e-15, `the last step's rate is ${rates[3]}, expected a third of ${rate}`);
   });
 
   test('the latest checkpoint exports on demand; a changed recipe is refused', async () => {
