@@ -6,6 +6,7 @@
 //     --first-seed S       start the cases at seed S instead of 0: checks on progress (10000 on, as the training
 //                          previews) that leave the acceptance cases unseen until the final measurement
 //     --steps N            DDIM steps (default 25)        --guidance G   CFG scale (default 5)
+//     --guidance-rescale F diffusers' guidance_rescale (default 0)
 //     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
 //     --timing-runs N      timed generations after a warm-up (default 5)
 //     --only LIST          a subset of: generation,psnr,timing
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     cases: { type: 'string' },
     steps: { type: 'string' },
     guidance: { type: 'string' },
+    'guidance-rescale': { type: 'string' },
     'psnr-scenes': { type: 'string' },
     'timing-runs': { type: 'string' },
     only: { type: 'string', default: 'generation,psnr,timing' },
@@ -44,7 +46,9 @@ for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) 
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
 const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
-const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0) };
+const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0),
+  guidanceRescale: parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (f) => f >= 0 && f <= 1),
+};
 const cases = parseNumber(values.cases, 'cases', 200, isPositiveInteger);
 const psnrScenes = parseNumber(values['psnr-scenes'], 'psnr-scenes', 200, isPositiveInteger);
 const timingRuns = parseNumber(values['timing-runs'], 'timing-runs', 5, isPositiveInteger);
@@ -88,7 +92,7 @@ if (parts.has('generation')) {
   });
   const g = report.generation;
   console.log(
-    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}):\n` +
+    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
       `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
@@ -103,7 +107,7 @@ if (parts.has('generation')) {
 if (outDir) writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
 if (training) {
   const model = values.model ? ` --model ${values.model}` : '';
-  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${cases} --steps ${settings.steps} --guidance ${settings.guidance} --psnr-scenes ${psnrScenes} --timing-runs ${timingRuns} --card`;
+  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${cases} --steps ${settings.steps} --guidance ${settings.guidance}${settings.guidanceRescale ? ` --guidance-rescale ${settings.guidanceRescale}` : ''} --psnr-scenes ${psnrScenes} --timing-runs ${timingRuns} --card`;
   writeFileSync(join(modelDir, 'README.md'), renderModelCard(training, report, command));
   console.log(`wrote the model card ${join(modelDir, 'README.md')}`);
 }

@@ -26,6 +26,7 @@ Box-controlled synthesis (MIFO): one box per subject; each subject stays in its 
   --steps N              DDIM steps (default 50)
   --batch N              images (default 1)
   --guidance G           classifier-free guidance scale (default 7.5)
+  --guidance-rescale F   diffusers' guidance_rescale in [0, 1] (default 0)
   --size PX              image side (default: the model's)
   --out FILE.png         output image(s) (FILE-0.png, ... for --batch > 1) and FILE.json with the masks, the
                          per-step losses and every parameter needed to reproduce the run
@@ -92,6 +93,7 @@ export async function run(argv: string[]): Promise<void> {
       steps: { type: 'string' },
       batch: { type: 'string' },
       guidance: { type: 'string' },
+      'guidance-rescale': { type: 'string' },
       size: { type: 'string' },
       out: { type: 'string' },
       preset: { type: 'string' },
@@ -131,6 +133,7 @@ export async function run(argv: string[]): Promise<void> {
   if (subjects.length > 0 && subjects.length !== boxes.length) throw new CliError(`${boxes.length} --box but ${subjects.length} --subject: give one subject per box, or none`);
   const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
   const guidanceScale = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
+  const guidanceRescale = parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (n) => n >= 0 && n <= 1);
   const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
   const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
   const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);
@@ -191,6 +194,7 @@ export async function run(argv: string[]): Promise<void> {
     steps,
     batch,
     guidanceScale,
+    guidanceRescale,
     height: size,
     width: size,
     preset,

@@ -16,6 +16,7 @@ const HELP = `usage: mifo generate --prompt TEXT [options]
   --negative TEXT    negative prompt (default "")
   --steps N          DDIM steps (default 50)
   --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
+  --guidance-rescale F   diffusers' guidance_rescale in [0, 1] (default 0; ~0.7 against over-exposure at high guidance)
   --seed S           seed for the initial noise (default: random, printed)
   --batch N          images per prompt (default 1)
   --size PX          image side (default: the model's)
@@ -31,6 +32,7 @@ export async function run(argv: string[]): Promise<void> {
       negative: { type: 'string' },
       steps: { type: 'string' },
       guidance: { type: 'string' },
+      'guidance-rescale': { type: 'string' },
       seed: { type: 'string' },
       batch: { type: 'string' },
       size: { type: 'string' },
@@ -46,6 +48,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
   const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
   const guidance = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
+  const guidanceRescale = parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (n) => n >= 0 && n <= 1);
   const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
   const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
   const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);
@@ -61,6 +64,7 @@ export async function run(argv: string[]): Promise<void> {
     negativePrompt,
     steps,
     guidance,
+    guidanceRescale,
     seed,
     batch,
     height: size,
@@ -70,5 +74,5 @@ export async function run(argv: string[]): Promise<void> {
   const images = tensorToRgbImages(result.images);
   const paths = images.length === 1 ? [out] : images.map((_, i) => out.replace(/\.png$/i, `-${i}.png`));
   for (const [i, image] of images.entries()) await writePng(paths[i]!, image);
-  console.log(`wrote ${paths.join(', ')} (seed ${seed}, ${steps} steps, guidance ${guidance})`);
+  console.log(`wrote ${paths.join(', ')} (seed ${seed}, ${steps} steps, guidance ${guidance}${guidanceRescale ? ` rescaled by ${guidanceRescale}` : ''})`);
 }

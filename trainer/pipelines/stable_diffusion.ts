@@ -9,6 +9,7 @@ import { AutoencoderKL } from '../models/autoencoder_kl.ts';
 import { DDIMScheduler } from '../schedulers/scheduling_ddim.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { Generator } from '../util/random.ts';
+import { guidedPrediction } from './guidance.ts';
 
 export interface StepInfo {
   /** 0-based step index */
@@ -29,6 +30,8 @@ export interface GenerateOptions {
   negativePrompt?: string;
   steps?: number;
   guidance?: number;
+  /** diffusers' guidance_rescale φ in [0, 1] (default 0): see guidedPrediction */
+  guidanceRescale?: number;
   seed?: number;
   batch?: number;
   height?: number;
@@ -141,7 +144,7 @@ export class StableDiffusionPipeline {
         let noisePred = out;
         if (useGuidance) {
           [noisePredUncond, noisePredText] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
-          noisePred = tf.add(noisePredUncond, tf.mul(tf.sub(noisePredText, noisePredUncond), guidance)) as tf.Tensor4D;
+          noisePred = guidedPrediction(noisePredUncond, noisePredText, guidance, options.guidanceRescale);
         }
         const { prevSample, predOriginalSample } = scheduler.step(noisePred, t, latents);
         options.onStep?.({

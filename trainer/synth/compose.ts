@@ -5,6 +5,7 @@
 import { tf } from '../runtime/backend.ts';
 import { tensorToRgbImages, type RgbImage } from '../io/image.ts';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { guidedPrediction } from '../pipelines/guidance.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { assertConceptTokensLoaded } from '../concepts/load.ts';
 import { AlphaClock } from './alpha.ts';
@@ -29,6 +30,8 @@ export interface ComposeOptions {
   steps?: number;
   /** classifier-free guidance scale (≤ 1 disables CFG) */
   guidanceScale?: number;
+  /** diffusers' guidance_rescale φ in [0, 1] (default 0): see guidedPrediction */
+  guidanceRescale?: number;
   height?: number;
   width?: number;
   preset?: PresetName;
@@ -84,6 +87,7 @@ export interface ComposeRecord {
   batch: number;
   steps: number;
   guidanceScale: number;
+  guidanceRescale: number;
   height: number;
   width: number;
   preset: PresetName;
@@ -117,6 +121,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   const control = resolveControl(preset, ablations, options.control);
   const steps = options.steps ?? 50;
   const guidanceScale = options.guidanceScale ?? 7.5;
+  const guidanceRescale = options.guidanceRescale ?? 0;
   const batch = options.batch ?? 1;
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
   const height = options.height ?? pipe.defaultSize;
@@ -126,6 +131,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
   if (!(guidanceScale >= 0)) throw new Error(`guidance scale must be ≥ 0, got ${guidanceScale}`);
+  if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) throw new Error(`guidance rescale must be in [0, 1], got ${guidanceRescale}`);
   if (!Number.isInteger(previewEvery) || previewEvery < 0) throw new Error(`previewEvery must be an integer ≥ 0, got ${previewEvery}`);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`seed must be an integer ≥ 0, got ${seed}`);
   if (control.refine && control.refineStart < 1) throw new Error('mask refinement needs at least one denoising step of attention maps: refineStart must be ≥ 1');
@@ -223,7 +229,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
         let noisePred = out;
         if (useCfg) {
           const [uncond, text] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
-          noisePred = tf.add(uncond, tf.mul(tf.sub(text, uncond), guidanceScale)) as tf.Tensor4D;
+          noisePred = guidedPrediction(uncond, text, guidanceScale, guidanceRescale);
         }
         const result = scheduler.step(noisePred, t, latents);
         return { prevSample: result.prevSample as tf.Tensor4D, predOriginalSample: result.predOriginalSample as tf.Tensor4D };
@@ -253,6 +259,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
       batch,
       steps,
       guidanceScale,
+      guidanceRescale,
       height,
       width,
       preset,

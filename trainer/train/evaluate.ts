@@ -12,6 +12,8 @@ import { heldOutScenes, measureReconstruction, type ReconstructionReport } from 
 export interface GenerationSettings {
   steps: number;
   guidance: number;
+  /** diffusers' guidance_rescale (0: plain classifier-free guidance) */
+  guidanceRescale: number;
 }
 
 export interface CaseResult {
@@ -84,7 +86,7 @@ export async function evaluateGeneration(
   const cases = evaluationSet(count, { firstSeed: options.firstSeed ?? 0 });
   const results: CaseResult[] = [];
   for (const [index, testCase] of cases.entries()) {
-    const generated = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.steps, guidance: settings.guidance });
+    const generated = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.steps, guidance: settings.guidance, guidanceRescale: settings.guidanceRescale });
     const image = tensorToRgbImages(generated.images)[0]!;
     tf.dispose([generated.images, generated.latents]);
     const { objects: evaluations, unclaimedRegions } = judgeScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
@@ -152,7 +154,7 @@ export async function timeGeneration(pipeline: StableDiffusionPipeline, runs: nu
   const prompt = 'a photo of a red striped circle and a blue star on snow';
   const once = async (seed: number) => {
     const started = performance.now();
-    const result = await pipeline.generate({ prompt, seed, steps: settings.steps, guidance: settings.guidance });
+    const result = await pipeline.generate({ prompt, seed, steps: settings.steps, guidance: settings.guidance, guidanceRescale: settings.guidanceRescale });
     result.images.dataSync();
     const elapsed = performance.now() - started;
     tf.dispose([result.images, result.latents]);
