@@ -1,0 +1,152 @@
+// Learning variants compared on held-out two-object world scenes: each scene is learned once per variant, then
+// "a photo of <asset0> and <asset1>" is drawn several times and the world's evaluator looks for both objects in every
+// drawing. Also reported: each token's share of cross-attention inside its own mask and inside the other object's,
+// before and after learning (the probe of the learning manifests, metrics.attentionMass).
+//
+//   npx tsx scripts/eval-learning.ts --compare init          tokens from the vocabulary mean vs from the shape word
+//   npx tsx scripts/eval-learning.ts --compare attention     phase-1 attention: reward→penalty vs reward vs none
+//     --model DIR            the embedded model when not given
+//     --seeds 1,4,5,10,11    held-out two-object scenes (sampleScene seeds; default 0-4)
+//     --preset fast          learning preset        --samples 4   drawings per learned scene (seeds 0..)
+//     --steps 25             DDIM steps             --guidance 5  CFG scale
+//     --set KEY=VALUE        a learning option for every variant, as mifo learn's --set (repeatable)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
+import { defaultModelDir } from '../trainer/cli/default_model.ts';
+import { loadConcepts } from '../trainer/concepts/load.ts';
+import type { AttentionMass } from '../trainer/learn/events.ts';
+import { tensorToRgbImages } from '../trainer/io/image.ts';
+import { runLearning, type LearnRequest } from '../trainer/learn/learn.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions, type PresetName } from '../trainer/learn/options.ts';
+import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
+import { initRuntime } from '../trainer/runtime/backend.ts';
+import { evaluateScene } from '../trainer/world/evaluator/evaluate.ts';
+import { writeMaskPng, writePng } from '../trainer/world/image.ts';
+import { renderScene } from '../trainer/world/render.ts';
+import { sampleScene } from '../trainer/world/sampler.ts';
+
+interface Variant {
+  label: string;
+  request: Pick<LearnRequest, 'initializeFromNames'> & { options?: DeepPartial<LearnOptions> };
+}
+
+const COMPARISONS: Record<string, Variant[]> = {
+  init: [
+    { label: 'vocabulary mean', request: { initializeFromNames: false } },
+    { label: 'shape word', request: { initializeFromNames: true } },
+  ],
+  attention: [
+    { label: 'reward→penalty', request: { options: { phase1: { attention: { mode: 'reward-penalty' } } } } },
+    { label: 'reward only', request: { options: { phase1: { attention: { mode: 'reward' } } } } },
+    { label: 'no attention loss', request: { options: { phase1: { attention: { mode: 'none' } } } } },
+  ],
+};
+
+const { values } = parseArgs({
+  options: {
+    compare: { type: 'string' },
+    model: { type: 'string' },
+    seeds: { type: 'string', default: '0,1,2,3,4' },
+    preset: { type: 'string', default: 'fast' },
+    samples: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    set: { type: 'string', multiple: true },
+  },
+});
+
+const variants = COMPARISONS[values.compare ?? ''];
+if (!variants) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
+const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
+if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);
+if (!PRESET_NAMES.includes(values.preset as PresetName)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}`);
+const preset = values.preset as PresetName;
+const samples = parseNumber(values.samples, 'samples', 4, isPositiveInteger);
+const steps = parseNumber(values.steps, 'steps', 25, isPositiveInteger);
+const guidance = parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0);
+const shared = (values.set ?? []).reduce<DeepPartial<LearnOptions>>((options, assignment) => combineOverrides(options, parseOptionAssignment(assignment)), {});
+const model = resolve(values.model ?? defaultModelDir());
+
+/** Mean share of the tokens' attention inside their own mask and inside the other instance's. */
+function meanMass(mass: AttentionMass[]): { own: number; other: number } {
+  const own = mass.reduce((sum, m) => sum + m.own, 0) / mass.length;
+  const other = mass.reduce((sum, m, token) => sum + m.perMask.filter((_, i) => i !== token).reduce((a, b) => a + b, 0), 0) / mass.length;
+  return { own, other };
+}
+
+const runtime = await initRuntime();
+console.log(`model ${model}\nengine ${runtime.description}\npreset ${preset}${Object.keys(shared).length ? ` with ${JSON.stringify(shared)}` : ''}, ${samples} drawings per scene, ${steps} steps, guidance ${guidance}`);
+const probe = StableDiffusionPipeline.fromPretrained(model);
+const size = probe.defaultSize;
+probe.dispose();
+const work = mkdtempSync(join(tmpdir(), 'mifo-eval-learning-'));
+const totals = variants.map(() => ({ objects: 0, colour: 0, shapeAndColour: 0, ownBefore: 0, otherBefore: 0, ownAfter: 0, otherAfter: 0 }));
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+try {
+  for (const seed of seeds) {
+    const scene = sampleScene(seed, { split: 'heldout', minObjects: 2, maxObjects: 2 });
+    const rendered = renderScene(scene, size, { masks: true });
+    const image = join(work, `${seed}.png`);
+    await writePng(image, { width: size, height: size, data: rendered.image });
+    const masks = await Promise.all(
+      rendered.masks.map(async (mask, i) => {
+        const path = join(work, `${seed}_mask${i}.png`);
+        await writeMaskPng(path, mask, size);
+        return path;
+      }),
+    );
+    const requests = scene.objects.map((object) => ({ shape: object.shape, colour: object.colour, texture: object.texture }));
+    const names = scene.objects.map((object) => object.shape);
+    for (const [v, variant] of variants.entries()) {
+      const outDir = join(work, `${seed}-${v}`);
+      const { metrics } = await runLearning({
+        model,
+        image,
+        masks,
+        names,
+        outDir,
+        preset,
+        initializeFromNames: variant.request.initializeFromNames ?? true,
+        options: combineOverrides(shared, variant.request.options ?? {}),
+      });
+      const pipeline = StableDiffusionPipeline.fromPretrained(model);
+      loadConcepts(pipeline, [outDir]);
+      const drawn = await pipeline.generate({ prompt: 'a photo of <asset0> and <asset1>', steps, guidance, seed: 0, batch: samples });
+      const total = totals[v]!;
+      let colour = 0;
+      let shapeAndColour = 0;
+      for (const drawing of tensorToRgbImages(drawn.images)) {
+        for (const found of evaluateScene(drawing, requests)) {
+          total.objects++;
+          colour += Number(found.found && found.colour.correct);
+          shapeAndColour += Number(found.found && found.colour.correct && found.shape.correct);
+        }
+      }
+      pipeline.dispose();
+      const before = meanMass(metrics.attentionMass.before);
+      const after = meanMass(metrics.attentionMass.after);
+      Object.assign(total, {
+        colour: total.colour + colour,
+        shapeAndColour: total.shapeAndColour + shapeAndColour,
+        ownBefore: total.ownBefore + before.own / seeds.length,
+        otherBefore: total.otherBefore + before.other / seeds.length,
+        ownAfter: total.ownAfter + after.own / seeds.length,
+        otherAfter: total.otherAfter + after.other / seeds.length,
+      });
+      console.log(
+        `seed ${seed} "${names.join(' + ')}", ${variant.label}: right colour ${colour}/${2 * samples}, shape and colour ${shapeAndColour}/${2 * samples}; ` +
+          `attention own/other ${percent(before.own)}/${percent(before.other)} before, ${percent(after.own)}/${percent(after.other)} after`,
+      );
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+console.log('\n| variant | objects in the right colour | right shape and colour | attention own / other mask, before | after |\n|---|---|---|---|---|');
+for (const [v, variant] of variants.entries()) {
+  const t = totals[v]!;
+  console.log(`| ${variant.label} | ${t.colour}/${t.objects} | ${t.shapeAndColour}/${t.objects} | ${percent(t.ownBefore)} / ${percent(t.otherBefore)} | ${percent(t.ownAfter)} / ${percent(t.otherAfter)} |`);
+}
