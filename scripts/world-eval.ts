@@ -3,13 +3,14 @@
 // Accuracy against ground truth (the numbers in docs/world.md):
 //   npx tsx scripts/world-eval.ts --scenes 1000 --size 64            clean renders of seeds 10000..
 //   --first-seed 10000   --size 64|128   --degraded (blur, noise and a colour cast on every image)   --json
+//   --generation-like (also saturation and brightness drift and wobbling outlines, as a model draws)
 //
 // Judge one image:
 //   npx tsx scripts/world-eval.ts --image out.png --caption "a photo of a red striped circle and a blue star on snow" \
 //       [--boxes "0.1,0.1,0.5,0.5;0.5,0.5,0.9,0.9"]                one JSON result per object of the caption
 import { parseArgs } from 'node:util';
 import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
-import { degradeImage, randomDegradation } from '../trainer/world/degrade.ts';
+import { degradeImage, generationLikeDegradation, randomDegradation } from '../trainer/world/degrade.ts';
 import { measureAccuracy } from '../trainer/world/evaluator/accuracy.ts';
 import { evaluateScene, type ObjectRequest } from '../trainer/world/evaluator/evaluate.ts';
 import { readRgb } from '../trainer/world/image.ts';
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     'first-seed': { type: 'string' },
     size: { type: 'string' },
     degraded: { type: 'boolean', default: false },
+    'generation-like': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     image: { type: 'string' },
     caption: { type: 'string' },
@@ -51,13 +53,17 @@ if (values.image !== undefined) {
   const report = measureAccuracy({
     seeds,
     size,
-    transform: values.degraded ? (image, seed) => degradeImage(image, randomDegradation(new Rng(seed)), seed) : undefined,
+    transform: values['generation-like']
+      ? (image, seed) => degradeImage(image, generationLikeDegradation(new Rng(seed)), seed)
+      : values.degraded
+        ? (image, seed) => degradeImage(image, randomDegradation(new Rng(seed)), seed)
+        : undefined,
   });
   if (values.json) {
     console.log(JSON.stringify(report));
   } else {
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-    console.log(`${report.scenes} ${values.degraded ? 'degraded' : 'clean'} scenes at ${size}x${size}, seeds ${firstSeed}..${firstSeed + seeds.length - 1}`);
+    console.log(`${report.scenes} ${values['generation-like'] ? 'generation-like' : values.degraded ? 'degraded' : 'clean'} scenes at ${size}x${size}, seeds ${firstSeed}..${firstSeed + seeds.length - 1}`);
     console.log(`  plain-shape objects ${report.objects}: found ${pct(report.found)}, shape ${pct(report.shape)}, colour ${pct(report.colour)}, texture ${pct(report.texture)}`);
     console.log(`  rare objects ${report.rareObjects}: recognised ${pct(report.rareFound)}`);
     console.log(`  box IoU: mean ${report.iouMean.toFixed(3)}, above 0.8 for ${pct(report.iouAbove08)}`);

@@ -73,8 +73,14 @@ export function shadeLineDistance(colourIndex: number, lab: Lab): { distance: nu
   return { distance: best, position: bestPosition };
 }
 
-/** Pixels farther than this (Lab units) from every shade line belong to no named colour. */
+/** Pixels farther than this (Lab units) from every shade line belong to no named colour, unless they join a region (below). */
 export const COLOUR_MATCH_DISTANCE = 16;
+/**
+ * A pixel up to this far from its nearest shade line joins a region of that colour it touches: a model's colours drift
+ * further than a render's (saturation, shading) and would otherwise break a ring into arcs. Backgrounds keep every
+ * colour they allow beyond this distance (a test checks the renders), so regions do not grow into them.
+ */
+export const COLOUR_GROW_DISTANCE = 1.4 * COLOUR_MATCH_DISTANCE;
 /** Label of a pixel that matches no named colour. */
 export const NO_COLOUR = 255;
 
@@ -84,7 +90,9 @@ const LUT_SHIFT = 8 - LUT_BITS;
 const LUT_SIDE = 1 << LUT_BITS;
 
 interface LabelTable {
-  label: Uint8Array;
+  /** nearest named colour */
+  nearest: Uint8Array;
+  /** distance to its shade line */
   distance: Float32Array;
 }
 
@@ -92,7 +100,7 @@ let labelTable: LabelTable | null = null;
 
 function buildLabelTable(): LabelTable {
   const size = LUT_SIDE ** 3;
-  const label = new Uint8Array(size);
+  const nearest = new Uint8Array(size);
   const distance = new Float32Array(size);
   const half = (1 << LUT_SHIFT) / 2 - 0.5;
   for (let ri = 0; ri < LUT_SIDE; ri++) {
@@ -109,12 +117,12 @@ function buildLabelTable(): LabelTable {
           }
         }
         const index = (ri * LUT_SIDE + gi) * LUT_SIDE + bi;
-        label[index] = best <= COLOUR_MATCH_DISTANCE ? bestIndex : NO_COLOUR;
+        nearest[index] = bestIndex;
         distance[index] = best;
       }
     }
   }
-  return { label, distance };
+  return { nearest, distance };
 }
 
 function table(): LabelTable {
@@ -122,16 +130,16 @@ function table(): LabelTable {
   return labelTable;
 }
 
-/**
- * Nearest named colour of every pixel of an interleaved RGB buffer: the index into COLOUR_NAMES, or NO_COLOUR when
- * the pixel is farther than COLOUR_MATCH_DISTANCE from every shade line.
- */
-export function labelPixels(rgb: Uint8Array | Uint8ClampedArray, pixelCount: number): Uint8Array {
-  const { label } = table();
-  const out = new Uint8Array(pixelCount);
+/** Nearest named colour (index into COLOUR_NAMES) of every pixel of an interleaved RGB buffer, with its distance. */
+export function nearestColours(rgb: Uint8Array | Uint8ClampedArray, pixelCount: number): LabelTable {
+  const lookup = table();
+  const nearest = new Uint8Array(pixelCount);
+  const distance = new Float32Array(pixelCount);
   for (let i = 0; i < pixelCount; i++) {
     const o = i * 3;
-    out[i] = label[(((rgb[o]! >> LUT_SHIFT) * LUT_SIDE + (rgb[o + 1]! >> LUT_SHIFT)) * LUT_SIDE) + (rgb[o + 2]! >> LUT_SHIFT)]!;
+    const entry = (((rgb[o]! >> LUT_SHIFT) * LUT_SIDE + (rgb[o + 1]! >> LUT_SHIFT)) * LUT_SIDE) + (rgb[o + 2]! >> LUT_SHIFT);
+    nearest[i] = lookup.nearest[entry]!;
+    distance[i] = lookup.distance[entry]!;
   }
-  return out;
+  return { nearest, distance };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { degradeImage, randomDegradation } from '../../../trainer/world/degrade.ts';
+import { degradeImage, generationLikeDegradation, randomDegradation } from '../../../trainer/world/degrade.ts';
 import { measureAccuracy, type AccuracyReport } from '../../../trainer/world/evaluator/accuracy.ts';
 import { evaluateObject, evaluateScene, EvaluatorError, judgeScene, type ObjectRequest } from '../../../trainer/world/evaluator/evaluate.ts';
 import { polygonCorners, traceBoundary } from '../../../trainer/world/evaluator/features.ts';
@@ -82,6 +82,31 @@ test('degraded renders (blur, noise, colour cast) are still judged mostly right'
   assert.ok(report.colour >= 0.95, `colour ${report.colour}`);
   assert.ok(report.texture >= 0.85, `texture ${report.texture}`);
   assert.ok(report.rareFound >= 0.8, `rare ${report.rareFound}`);
+});
+
+test('renders drawn as a model would (colour drift, wobbling outlines) are judged mostly right too', (t) => {
+  const report = measureAccuracy({
+    seeds: Array.from({ length: 150 }, (_, i) => 20_000 + i),
+    size: 64,
+    transform: (clean, seed) => degradeImage(clean, generationLikeDegradation(new Rng(seed)), seed),
+  });
+  t.diagnostic(`generation-like 64x64: ${summary(report)}`);
+  if (Object.keys(report.shapeConfusions).length > 0) t.diagnostic(`shape errors: ${JSON.stringify(report.shapeConfusions)}`);
+  assert.ok(report.found >= 0.98, `found ${report.found}`);
+  assert.ok(report.shape >= 0.92, `shape ${report.shape}`);
+  assert.ok(report.colour >= 0.97, `colour ${report.colour}`);
+  assert.ok(report.rareFound >= 0.8, `rare ${report.rareFound}`);
+});
+
+test('a colour drifted past the match distance still joins its region: a ring drawn in a too-saturated blue stays one ring', () => {
+  const size = 64;
+  const ring: Scene = { background: { kind: 'plain', variant: 0, seed: 1 }, objects: [{ shape: 'ring', colour: 'blue', texture: 'plain', center: [0.5, 0.5], size: 0.5, rotation: 0 }] };
+  const rendered = renderScene(ring, size);
+  // a model's blue, saturated past the world's: most of the ring lies between 16 and 22.4 Lab units from the blue line
+  const drifted = degradeImage({ width: size, height: size, data: rendered.image }, { blur: 0, noise: 0, cast: [0, 0, 0], saturation: 1.4 }, 1);
+  const [result] = evaluateScene(drifted, [{ shape: 'ring', colour: 'blue', texture: 'plain' }]);
+  assert.equal(result!.colour.label, 'blue');
+  assert.equal(result!.shape.label, 'ring');
 });
 
 /** Two-object scenes of plain shapes in different colours, the first with a pattern. */

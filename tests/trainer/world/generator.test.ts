@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { renderBackground } from '../../../trainer/world/backgrounds.ts';
-import { COLOUR_MATCH_DISTANCE, rgbToLab, shadeLineDistance } from '../../../trainer/world/colour.ts';
+import { COLOUR_GROW_DISTANCE, rgbToLab, shadeLineDistance } from '../../../trainer/world/colour.ts';
 import {
   BACKGROUND_NAMES,
   BACKGROUNDS,
@@ -200,8 +200,8 @@ test('every shape, colour, texture, rare object and background is drawn', () => 
 });
 
 test('background colour exclusions match the renders', () => {
-  // a colour is "near" a background pixel within 1.4x the labeller's match distance
-  const near = COLOUR_MATCH_DISTANCE * 1.4;
+  // a colour is "near" a background pixel within the distance its regions grow to
+  const near = COLOUR_GROW_DISTANCE;
   for (const kind of BACKGROUND_NAMES) {
     const nearShare = new Array(COLOUR_NAMES.length).fill(0);
     let pixels = 0;

@@ -2,7 +2,7 @@
 // or test uses), labelled by the renderer's ground truth. Shapes and textures are classified by distance-weighted
 // nearest neighbours among these references in standardised feature space; rare objects by the nearest colour
 // composition. Built once per process, deterministically, in a few seconds.
-import { degradeImage, randomDegradation } from '../degrade.ts';
+import { degradeImage, generationLikeDegradation, randomDegradation } from '../degrade.ts';
 import { COLOUR_NAMES, RARE_NAMES, SHAPE_NAMES, TEXTURE_NAMES, type RareName, type ShapeName, type TextureName } from '../definitions.ts';
 import { Rng } from '../random.ts';
 import { renderScene } from '../render.ts';
@@ -13,6 +13,8 @@ import { minStrayArea, objectRegions, segment, type Region, type Segmentation } 
 
 /** Seeds of reference scenes start here; tests and benchmarks draw far below it. */
 export const REFERENCE_SEED_BASE = 2_000_000_000;
+/** the generation-like copy of a reference scene draws its degradation apart from the degraded copy's */
+const GENERATION_LIKE_SEED_OFFSET = 0x6e6c;
 const REFERENCE_SCENES_64 = 260;
 const REFERENCE_SCENES_128 = 100;
 const NEIGHBOURS = 7;
@@ -168,9 +170,11 @@ function buildReference(): Reference {
     const scene = sampleScene(seed, { rareProbability: 0.2 });
     const rendered = renderScene(scene, size);
     const clean = { width: size, height: size, data: rendered.image };
-    // every scene is kept twice: as rendered and degraded, so imperfect images are read right too
+    // every scene is kept three times: as rendered, degraded, and as a model might draw it, so imperfect images are
+    // read right too
     const degraded = degradeImage(clean, randomDegradation(new Rng(seed)), seed);
-    for (const image of [clean, degraded]) collect(rows, scene, rendered.masks, size, segment(image));
+    const drawn = degradeImage(clean, generationLikeDegradation(new Rng(seed + GENERATION_LIKE_SEED_OFFSET)), seed + GENERATION_LIKE_SEED_OFFSET);
+    for (const image of [clean, degraded, drawn]) collect(rows, scene, rendered.masks, size, segment(image));
   }
   for (const name of RARE_NAMES) {
     if (rows.compositions[name].length === 0) throw new Error(`internal error: no reference render of the rare object '${name}'`);

@@ -1,8 +1,8 @@
-// Colour segmentation of an image of the world: every pixel gets its nearest named colour (or none), pinholes
-// are closed, thin structures (anti-aliased seams between two colours, background specks) are removed by a 2x2 opening, and each
+// Colour segmentation of an image of the world: every pixel near a shade line gets that named colour, regions grow
+// into touching pixels a little further from their colour's line (hysteresis, as Canny's edges), pinholes are closed, thin structures (anti-aliased seams between two colours, background specks) are removed by a 2x2 opening, and each
 // colour's connected components become regions. Regions that hug the image border over a long stretch or cover a
 // large part of the frame are background (objects are drawn inside the frame).
-import { labelPixels, NO_COLOUR } from '../colour.ts';
+import { COLOUR_GROW_DISTANCE, COLOUR_MATCH_DISTANCE, nearestColours, NO_COLOUR } from '../colour.ts';
 import { checkRgbImage, resizeBilinear, type RgbImage } from '../image.ts';
 
 /** Square images up to this side are analysed as they are; others are resized to it. */
@@ -47,6 +47,32 @@ export interface Segmentation {
   regions: Region[];
 }
 
+/**
+ * Pixels within COLOUR_MATCH_DISTANCE of their nearest colour's line take that colour; from them, each colour spreads
+ * (4-connected) into pixels whose nearest colour it is, within COLOUR_GROW_DISTANCE.
+ */
+function labelWithGrowth(rgb: Uint8Array, size: number): Uint8Array {
+  const { nearest, distance } = nearestColours(rgb, size * size);
+  const labels = new Uint8Array(size * size).fill(NO_COLOUR);
+  const queue = new Int32Array(size * size);
+  let tail = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (distance[i]! > COLOUR_MATCH_DISTANCE) continue;
+    labels[i] = nearest[i]!;
+    queue[tail++] = i;
+  }
+  for (let head = 0; head < tail; head++) {
+    const i = queue[head]!;
+    const x = i % size;
+    for (const j of [x > 0 ? i - 1 : -1, x < size - 1 ? i + 1 : -1, i - size, i + size]) {
+      if (j < 0 || j >= labels.length || labels[j] !== NO_COLOUR || nearest[j] !== labels[i] || distance[j]! > COLOUR_GROW_DISTANCE) continue;
+      labels[j] = labels[i]!;
+      queue[tail++] = j;
+    }
+  }
+  return labels;
+}
+
 /** Gives an unlabelled pixel the colour of at least three of its four neighbours (closes pinholes from noise). */
 function fillPinholes(labels: Uint8Array, size: number): Uint8Array {
   const out = Uint8Array.from(labels);
@@ -88,7 +114,7 @@ export function segment(image: RgbImage): Segmentation {
   const native = image.width === image.height && image.width <= MAX_ANALYSIS_SIZE;
   const size = native ? image.width : MAX_ANALYSIS_SIZE;
   const { data: rgb } = native ? image : resizeBilinear(image, size, size);
-  const labels = openLabels(fillPinholes(labelPixels(rgb, size * size), size), size);
+  const labels = openLabels(fillPinholes(labelWithGrowth(rgb, size), size), size);
   const regionOf = new Int32Array(size * size);
   const regions: Region[] = [];
   const stack = new Int32Array(size * size);
