@@ -97,7 +97,8 @@ if (parts.has('generation')) {
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
       `  right shape and colour and nothing else drawn: ${percent(g.exactRate)}\n` +
-      `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)`,
+      `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)\n` +
+      `  right shape by requested shape: ${g.byShape.map((b) => `${b.shape} ${b.shapeCorrect}/${b.objects}${Object.keys(b.misreadAs).length ? ` (${Object.entries(b.misreadAs).map(([seen, n]) => `${n} ${seen}`).join(', ')})` : ''}`).join('; ')}`,
   );
   if (outDir) {
     await writePreviewGrid(outDir, 0, images, 20, g.results.map((r) => `${r.shapeAndColour ? 'ok ' : 'BAD'} seed ${r.seed}: ${r.caption}`));

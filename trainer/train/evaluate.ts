@@ -31,6 +31,8 @@ export interface CaseResult {
 export interface ObjectScore {
   /** "red striped circle", or a rare object's name */
   request: string;
+  /** the requested shape, or the rare object's name */
+  requestedShape: string;
   rare: boolean;
   found: boolean;
   box: ObjectEvaluation['box'];
@@ -61,6 +63,8 @@ export interface GenerationReport {
   textureAccuracy: number;
   /** by object count: [count, images, shape-and-colour rate] */
   byObjectCount: { objects: number; images: number; shapeAndColourRate: number }[];
+  /** per requested shape (rare objects by name): objects asked for, read with the right shape, and what else was read */
+  byShape: { shape: string; objects: number; shapeCorrect: number; misreadAs: Record<string, number> }[];
   results: CaseResult[];
 }
 
@@ -98,6 +102,7 @@ export async function evaluateGeneration(
       unclaimedRegions,
       objects: evaluations.map((e) => ({
         request: describeRequest(e),
+        requestedShape: e.request.shape,
         rare: isRareObject(e.request),
         found: e.found,
         box: e.box,
@@ -130,6 +135,16 @@ export async function evaluateGeneration(
     byObjectCount: counts.map((n) => {
       const subset = results.filter((r) => r.objects.length === n);
       return { objects: n, images: subset.length, shapeAndColourRate: rate(subset, subset.filter((r) => r.shapeAndColour).length) };
+    }),
+    byShape: [...new Set(objects.map((o) => o.requestedShape))].sort().map((shape) => {
+      const asked = objects.filter((o) => o.requestedShape === shape);
+      const misreadAs: Record<string, number> = {};
+      for (const o of asked) {
+        if (o.shapeCorrect) continue;
+        const seen = o.found ? (o.shape ?? 'unknown') : 'not found';
+        misreadAs[seen] = (misreadAs[seen] ?? 0) + 1;
+      }
+      return { shape, objects: asked.length, shapeCorrect: asked.filter((o) => o.shapeCorrect).length, misreadAs };
     }),
     results,
   };

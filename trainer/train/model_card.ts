@@ -131,6 +131,12 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
           `| objects found / right shape / right colour | ${percent(g.foundRate)} / ${percent(g.shapeAccuracy)} / ${percent(g.colourAccuracy)} |`,
           `| right texture (plain-shape objects) | ${percent(g.textureAccuracy)} |`,
           '',
+          'Right shape by requested shape (and what the evaluator read instead):',
+          '',
+          '| shape | right | read instead |',
+          '|---|---|---|',
+          ...g.byShape.map((b) => `| ${b.shape} | ${b.shapeCorrect} of ${b.objects} | ${Object.entries(b.misreadAs).map(([seen, n]) => `${seen} ${n}`).join(', ') || '-'} |`),
+          '',
         ]
       : []),
     ...(p ? [`VAE reconstruction on ${p.images} held-out scenes: mean PSNR ${p.meanPsnr.toFixed(2)} dB (pooled ${p.pooledPsnr.toFixed(2)} dB, worst ${p.worstPsnr.toFixed(2)} dB).`, ''] : []),

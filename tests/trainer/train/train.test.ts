@@ -258,6 +258,9 @@ describe('resume and export', () => {
     assert.equal(judged.cases, 3);
     assert.deepEqual(judged.results.map((r) => r.caption), evaluationSet(3).map((c) => c.caption));
     assert.equal(judged.objects, evaluationSet(3).reduce((n, c) => n + c.requests.length, 0));
+    // every requested object is counted under its shape once, right or misread
+    assert.equal(judged.byShape.reduce((n, b) => n + b.objects, 0), judged.objects);
+    for (const b of judged.byShape) assert.equal(b.shapeCorrect + Object.values(b.misreadAs).reduce((n, k) => n + k, 0), b.objects);
     assert.ok(judged.exactRate <= judged.shapeAndColourRate);
     for (const rate of [judged.shapeAndColourRate, judged.exactRate, judged.foundRate, judged.shapeAccuracy, judged.colourAccuracy, judged.textureAccuracy]) {
       assert.ok(rate >= 0 && rate <= 1);
@@ -357,7 +360,9 @@ describe('resume and export', () => {
     const settings = { steps: 25, guidance: 5, guidanceRescale: 0.7 };
     const generation = {
       cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, exactRate: 0.6, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
-      byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }], results: [],
+      byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }],
+      byShape: [{ shape: 'ring', objects: 40, shapeCorrect: 31, misreadAs: { moon: 7, 'not found': 2 } }, { shape: 'star', objects: 38, shapeCorrect: 38, misreadAs: {} as Record<string, number> }],
+      results: [],
     };
     const report = { model: 'm', engine: 'test engine', generation, psnr: { images: 200, meanPsnr: 27.5, pooledPsnr: 27, worstPsnr: 20 }, timing: { runs: 5, settings, medianMs: 3200, minMs: 3000, maxMs: 3500 } };
     const card = renderModelCard(training, report, 'npx tsx scripts/eval-default-model.ts --card');
@@ -368,6 +373,8 @@ describe('resume and export', () => {
     assert.match(card, /PSNR ≥ 28 dB: 27\.50 dB, \*\*not met\*\*/);
     assert.match(card, /< 5 s: 3\.20 s, met/);
     assert.match(card, /25 DDIM steps, guidance 5 rescaled by 0\.7\)/);
+    assert.match(card, /\| ring \| 31 of 40 \| moon 7, not found 2 \|/);
+    assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
     assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
