@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -142,8 +142,9 @@ test('the token table grows for added tokens, keeps old rows and accepts new row
   }
 });
 
-test('bad inputs get clear errors', () => {
+test('bad inputs get clear errors', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mifo-clip-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const componentDir = join(firstVariant.pipelineDir, 'text_encoder');
   const config = JSON.parse(readFileSync(join(componentDir, 'config.json'), 'utf8'));
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: config.num_hidden_layers - 1 }));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -104,9 +104,10 @@ test('added tokens are matched whole, get new ids, decode back and can be locate
   assert.throws(() => tokenizer.convertIdsToTokens([before + 2]), TokenizerError);
 });
 
-test('added_tokens.json in the folder restores added tokens', () => {
+test('added_tokens.json in the folder restores added tokens', (t) => {
   const source = join(firstVariant.pipelineDir, 'tokenizer');
   const dir = mkdtempSync(join(tmpdir(), 'mifo-tok-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const name of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) copyFileSync(join(source, name), join(dir, name));
   const base = tokenizerOf(firstVariant.pipelineDir);
   writeFileSync(join(dir, 'added_tokens.json'), JSON.stringify({ '<b>': base.length + 1, '<a>': base.length }));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import {
   bfloat16BitsToFloat32,
   float16BitsToFloat32,
@@ -20,6 +20,7 @@ import { findWeightFiles, WeightSource } from '../../../trainer/io/diffusers.ts'
 import { fixturesDir } from '../../helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mifo-st-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('float16 conversion rounds to nearest even and keeps specials', () => {
   assert.equal(float32ToFloat16Bits(1), 0x3c00);

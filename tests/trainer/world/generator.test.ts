@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -275,8 +275,9 @@ test('scenes built from requested boxes fill those boxes', () => {
   assert.throws(() => sceneFromBoxes({ kind: 'grass', variant: 0, seed: 3 }, [{ shape: 'star', colour: 'red', texture: 'plain', box: [0.5, 0.5, 0.4, 0.6] }]), /empty/);
 });
 
-test('renders and masks round-trip through PNG files', async () => {
+test('renders and masks round-trip through PNG files', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mifo-world-png-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const rendered = renderScene(sampleScene(8), 64);
   await writePng(join(dir, 'scene.png'), { width: 64, height: 64, data: rendered.image });
   assert.deepEqual((await readRgb(join(dir, 'scene.png'))).data, rendered.image);

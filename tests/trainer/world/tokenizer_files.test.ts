@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { CLIPTokenizer } from '../../../trainer/tokenizer/clip_tokenizer.ts';
 import { sampleScene } from '../../../trainer/world/sampler.ts';
 import { captionOf } from '../../../trainer/world/scene.ts';
@@ -11,6 +11,7 @@ import { worldVocabulary } from '../../../trainer/world/vocabulary.ts';
 import { fixturesDir } from '../../helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mifo-world-tokenizer-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const words = worldVocabulary();
 const build = writeClipTokenizer(dir, words);
 const tokenizer = CLIPTokenizer.fromPretrained(dir);
