@@ -7,6 +7,7 @@
 //                          previews) that leave the acceptance cases unseen until the final measurement
 //     --steps N            DDIM steps (default 25)        --guidance G   CFG scale (default 5)
 //     --guidance-rescale F diffusers' guidance_rescale (default 0)
+//     --sampler NAME       ddim (default) or dpm-solver++
 //     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
 //     --timing-runs N      timed generations after a warm-up (default 5)
 //     --only LIST          a subset of: generation,psnr,timing
@@ -19,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { writePng, type RgbImage } from '../trainer/io/image.ts';
 import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
-import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
+import { SAMPLER_NAMES, StableDiffusionPipeline, type SamplerName } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../trainer/train/evaluate.ts';
 import { readTrainingRecord, renderModelCard, TRAINING_RECORD_FILE, type EvaluationReport } from '../trainer/train/model_card.ts';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     steps: { type: 'string' },
     guidance: { type: 'string' },
     'guidance-rescale': { type: 'string' },
+    sampler: { type: 'string', default: 'ddim' },
     'psnr-scenes': { type: 'string' },
     'timing-runs': { type: 'string' },
     only: { type: 'string', default: 'generation,psnr,timing' },
@@ -48,7 +50,9 @@ const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegati
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
 const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0),
   guidanceRescale: parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (f) => f >= 0 && f <= 1),
+  sampler: values.sampler as SamplerName,
 };
+if (!SAMPLER_NAMES.includes(settings.sampler)) throw new Error(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${values.sampler}`);
 const cases = parseNumber(values.cases, 'cases', 200, isPositiveInteger);
 const psnrScenes = parseNumber(values['psnr-scenes'], 'psnr-scenes', 200, isPositiveInteger);
 const timingRuns = parseNumber(values['timing-runs'], 'timing-runs', 5, isPositiveInteger);
@@ -76,7 +80,7 @@ if (parts.has('psnr')) {
 if (parts.has('timing')) {
   report.timing = await timeGeneration(pipeline, timingRuns, settings);
   const t = report.timing;
-  console.log(`one ${settings.steps}-step generation (guidance ${settings.guidance}): median ${(t.medianMs / 1000).toFixed(2)} s (min ${(t.minMs / 1000).toFixed(2)}, max ${(t.maxMs / 1000).toFixed(2)}, ${t.runs} runs)`);
+  console.log(`one ${settings.steps}-step ${settings.sampler} generation (guidance ${settings.guidance}): median ${(t.medianMs / 1000).toFixed(2)} s (min ${(t.minMs / 1000).toFixed(2)}, max ${(t.maxMs / 1000).toFixed(2)}, ${t.runs} runs)`);
 }
 
 if (parts.has('generation')) {
@@ -92,7 +96,7 @@ if (parts.has('generation')) {
   });
   const g = report.generation;
   console.log(
-    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
+    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} ${settings.sampler} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
       `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
@@ -108,7 +112,7 @@ if (parts.has('generation')) {
 if (outDir) writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
 if (training) {
   const model = values.model ? ` --model ${values.model}` : '';
-  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${cases} --steps ${settings.steps} --guidance ${settings.guidance}${settings.guidanceRescale ? ` --guidance-rescale ${settings.guidanceRescale}` : ''} --psnr-scenes ${psnrScenes} --timing-runs ${timingRuns} --card`;
+  const command = `npx tsx scripts/eval-default-model.ts${model} --cases ${cases} --steps ${settings.steps} --guidance ${settings.guidance}${settings.guidanceRescale ? ` --guidance-rescale ${settings.guidanceRescale}` : ''}${settings.sampler === 'ddim' ? '' : ` --sampler ${settings.sampler}`} --psnr-scenes ${psnrScenes} --timing-runs ${timingRuns} --card`;
   writeFileSync(join(modelDir, 'README.md'), renderModelCard(training, report, command));
   console.log(`wrote the model card ${join(modelDir, 'README.md')}`);
 }

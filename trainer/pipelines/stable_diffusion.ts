@@ -7,6 +7,7 @@ import { CLIPTextModel } from '../models/clip_text_model.ts';
 import { UNet2DConditionModel, type UNetForwardOptions } from '../models/unet_2d_condition.ts';
 import { AutoencoderKL } from '../models/autoencoder_kl.ts';
 import { DDIMScheduler } from '../schedulers/scheduling_ddim.ts';
+import { DPMSolverMultistepScheduler } from '../schedulers/scheduling_dpmsolver_multistep.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { Generator } from '../util/random.ts';
 import { guidedPrediction } from './guidance.ts';
@@ -25,6 +26,10 @@ export interface StepInfo {
   noisePred: tf.Tensor4D;
 }
 
+/** The samplers of text-to-image: DDIM (box-controlled synthesis always uses it, as the MIFO reference) and DPM-Solver++(2M). */
+export const SAMPLER_NAMES = ['ddim', 'dpm-solver++'] as const;
+export type SamplerName = (typeof SAMPLER_NAMES)[number];
+
 export interface GenerateOptions {
   prompt: string;
   negativePrompt?: string;
@@ -32,6 +37,8 @@ export interface GenerateOptions {
   guidance?: number;
   /** diffusers' guidance_rescale φ in [0, 1] (default 0): see guidedPrediction */
   guidanceRescale?: number;
+  /** default ddim */
+  sampler?: SamplerName;
   seed?: number;
   batch?: number;
   height?: number;
@@ -121,8 +128,10 @@ export class StableDiffusionPipeline {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
     if (!(guidance >= 0)) throw new Error(`guidance must be ≥ 0, got ${guidance}`);
     const useGuidance = guidance > 1;
+    const sampler = options.sampler ?? 'ddim';
+    if (!SAMPLER_NAMES.includes(sampler)) throw new Error(`sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${String(sampler)}`);
 
-    const scheduler = this.makeScheduler();
+    const scheduler = sampler === 'ddim' ? this.makeScheduler() : new DPMSolverMultistepScheduler(this.schedulerConfig);
     const timesteps = Array.from(scheduler.setTimesteps(steps));
     const context = tf.tidy(() => {
       const text = this.encodePrompt(Array(batch).fill(options.prompt), { clipSkip: options.clipSkip });
@@ -135,33 +144,37 @@ export class StableDiffusionPipeline {
     let latents = tf.tidy(() => tf.mul(initial, scheduler.initNoiseSigma)) as tf.Tensor4D;
     initial.dispose();
 
-    for (const [step, t] of timesteps.entries()) {
-      const next = tf.tidy(() => {
-        const input = useGuidance ? (tf.concat([latents, latents], 0) as tf.Tensor4D) : latents;
-        const out = this.unet.forward(input, [t], context, options.unetOptions);
-        let noisePredUncond: tf.Tensor4D | null = null;
-        let noisePredText = out;
-        let noisePred = out;
-        if (useGuidance) {
-          [noisePredUncond, noisePredText] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
-          noisePred = guidedPrediction(noisePredUncond, noisePredText, guidance, options.guidanceRescale);
-        }
-        const { prevSample, predOriginalSample } = scheduler.step(noisePred, t, latents);
-        options.onStep?.({
-          step,
-          total: timesteps.length,
-          timestep: t,
-          latents: prevSample as tf.Tensor4D,
-          predOriginalSample: predOriginalSample as tf.Tensor4D,
-          noisePredUncond,
-          noisePredText,
-          noisePred,
+    try {
+      for (const [step, t] of timesteps.entries()) {
+        const next = tf.tidy(() => {
+          const input = useGuidance ? (tf.concat([latents, latents], 0) as tf.Tensor4D) : latents;
+          const out = this.unet.forward(input, [t], context, options.unetOptions);
+          let noisePredUncond: tf.Tensor4D | null = null;
+          let noisePredText = out;
+          let noisePred = out;
+          if (useGuidance) {
+            [noisePredUncond, noisePredText] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
+            noisePred = guidedPrediction(noisePredUncond, noisePredText, guidance, options.guidanceRescale);
+          }
+          const { prevSample, predOriginalSample } = scheduler.step(noisePred, t, latents);
+          options.onStep?.({
+            step,
+            total: timesteps.length,
+            timestep: t,
+            latents: prevSample as tf.Tensor4D,
+            predOriginalSample: predOriginalSample as tf.Tensor4D,
+            noisePredUncond,
+            noisePredText,
+            noisePred,
+          });
+          return prevSample as tf.Tensor4D;
         });
-        return prevSample as tf.Tensor4D;
-      });
-      latents.dispose();
-      latents = next;
-      await new Promise((resolve) => setImmediate(resolve));
+        latents.dispose();
+        latents = next;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      if (scheduler instanceof DPMSolverMultistepScheduler) scheduler.dispose();
     }
     context.dispose();
     const images = this.decodeLatents(latents);

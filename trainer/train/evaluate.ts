@@ -2,7 +2,7 @@
 // evaluator, VAE reconstruction PSNR on held-out scenes, and the wall time of one generation.
 import type { RgbImage } from '../io/image.ts';
 import { tensorToRgbImages } from '../io/image.ts';
-import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import type { SamplerName, StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { tf } from '../runtime/backend.ts';
 import { evaluationSet } from '../world/evaluation_set.ts';
 import { judgeScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
@@ -14,6 +14,7 @@ export interface GenerationSettings {
   guidance: number;
   /** diffusers' guidance_rescale (0: plain classifier-free guidance) */
   guidanceRescale: number;
+  sampler: SamplerName;
 }
 
 export interface CaseResult {
@@ -90,7 +91,7 @@ export async function evaluateGeneration(
   const cases = evaluationSet(count, { firstSeed: options.firstSeed ?? 0 });
   const results: CaseResult[] = [];
   for (const [index, testCase] of cases.entries()) {
-    const generated = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.steps, guidance: settings.guidance, guidanceRescale: settings.guidanceRescale });
+    const generated = await pipeline.generate({ ...settings, prompt: testCase.caption, seed: testCase.seed });
     const image = tensorToRgbImages(generated.images)[0]!;
     tf.dispose([generated.images, generated.latents]);
     const { objects: evaluations, unclaimedRegions } = judgeScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
@@ -169,7 +170,7 @@ export async function timeGeneration(pipeline: StableDiffusionPipeline, runs: nu
   const prompt = 'a photo of a red striped circle and a blue star on snow';
   const once = async (seed: number) => {
     const started = performance.now();
-    const result = await pipeline.generate({ prompt, seed, steps: settings.steps, guidance: settings.guidance, guidanceRescale: settings.guidanceRescale });
+    const result = await pipeline.generate({ ...settings, prompt, seed });
     result.images.dataSync();
     const elapsed = performance.now() - started;
     tf.dispose([result.images, result.latents]);

@@ -120,7 +120,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     '',
     ...(g
       ? [
-          `Text-to-image on ${g.cases} held-out captions with 1-3 objects (seeds 0-${g.cases - 1}, ${g.settings.steps} DDIM steps, guidance ${g.settings.guidance}${g.settings.guidanceRescale ? ` rescaled by ${g.settings.guidanceRescale}` : ''}), judged by the world's analytic evaluator:`,
+          `Text-to-image on ${g.cases} held-out captions with 1-3 objects (seeds 0-${g.cases - 1}, ${g.settings.steps} ${g.settings.sampler === 'ddim' ? 'DDIM' : 'DPM-Solver++(2M)'} steps, guidance ${g.settings.guidance}${g.settings.guidanceRescale ? ` rescaled by ${g.settings.guidanceRescale}` : ''}), judged by the world's analytic evaluator:`,
           '',
           '| figure | value |',
           '|---|---|',

@@ -58,5 +58,21 @@ for (const variant of goldenVariants()) {
       assert.deepEqual(a, b);
       assert.notDeepEqual(a, c);
     });
+
+    test('DPM-Solver++ sampling: deterministic, its own trajectory, nothing left allocated; unknown samplers refused', async () => {
+      const run = async (sampler: 'ddim' | 'dpm-solver++') => {
+        const result = await pipe.generate({ prompt: 'a photo', steps: 4, seed: 3, height: 32, width: 32, sampler });
+        const images = result.images.dataSync();
+        tf.dispose([result.images, result.latents]);
+        return images;
+      };
+      await run('dpm-solver++');
+      const before = tf.memory().numTensors;
+      const a = await run('dpm-solver++');
+      assert.equal(tf.memory().numTensors, before);
+      assert.deepEqual(await run('dpm-solver++'), a);
+      assert.notDeepEqual(await run('ddim'), a);
+      await assert.rejects(pipe.generate({ prompt: 'a photo', steps: 2, sampler: 'euler' as 'ddim' }), /sampler must be one of ddim, dpm-solver\+\+/);
+    });
   });
 }

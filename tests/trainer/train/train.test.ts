@@ -254,7 +254,7 @@ describe('resume and export', () => {
     assert.ok((generated.images.dataSync() as Float32Array).every((v) => v >= 0 && v <= 1));
     tf.dispose([generated.images, generated.latents]);
 
-    const judged = await evaluateGeneration(pipeline, 3, { steps: 2, guidance: 3, guidanceRescale: 0 });
+    const judged = await evaluateGeneration(pipeline, 3, { steps: 2, guidance: 3, guidanceRescale: 0, sampler: 'ddim' as const });
     assert.equal(judged.cases, 3);
     assert.deepEqual(judged.results.map((r) => r.caption), evaluationSet(3).map((c) => c.caption));
     assert.equal(judged.objects, evaluationSet(3).reduce((n, c) => n + c.requests.length, 0));
@@ -268,7 +268,7 @@ describe('resume and export', () => {
     const reconstruction = evaluateReconstruction(pipeline, 4);
     assert.equal(reconstruction.images, 4);
     assert.ok(reconstruction.pooledPsnr <= reconstruction.meanPsnr && reconstruction.worstPsnr <= reconstruction.meanPsnr);
-    const timing = await timeGeneration(pipeline, 2, { steps: 2, guidance: 3, guidanceRescale: 0.7 });
+    const timing = await timeGeneration(pipeline, 2, { steps: 2, guidance: 3, guidanceRescale: 0.7, sampler: 'dpm-solver++' as const });
     assert.ok(timing.minMs > 0 && timing.minMs <= timing.medianMs && timing.medianMs <= timing.maxMs);
     pipeline.dispose();
   });
@@ -357,7 +357,7 @@ describe('resume and export', () => {
     );
     assert.ok(training.stages.every((s) => s.minutes > 0));
 
-    const settings = { steps: 25, guidance: 5, guidanceRescale: 0.7 };
+    const settings = { steps: 25, guidance: 5, guidanceRescale: 0.7, sampler: 'dpm-solver++' as const };
     const generation = {
       cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, exactRate: 0.6, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
       byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }],
@@ -372,7 +372,7 @@ describe('resume and export', () => {
     assert.match(card, /\| images with every object of the right shape and colour and nothing else \(no extra object, no fragment\) \| 60\.0% \|/);
     assert.match(card, /PSNR ≥ 28 dB: 27\.50 dB, \*\*not met\*\*/);
     assert.match(card, /< 5 s: 3\.20 s, met/);
-    assert.match(card, /25 DDIM steps, guidance 5 rescaled by 0\.7\)/);
+    assert.match(card, /25 DPM-Solver\+\+\(2M\) steps, guidance 5 rescaled by 0\.7\)/);
     assert.match(card, /\| ring \| 31 of 40 \| moon 7, not found 2 \|/);
     assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
