@@ -186,6 +186,7 @@ export interface ComposeRequest {
   batch: number;
   steps: number;
   guidanceScale: number;
+  guidanceRescale: number;
   preset: 'mifo' | 'ba' | 'off';
   ablations: string[];
   control: Record<string, unknown>;

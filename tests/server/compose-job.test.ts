@@ -40,6 +40,7 @@ describe('compose job', { skip: existsSync(join(tinySd, 'model_index.json')) ? f
       seed: 5,
       steps: 4,
       guidanceScale: 5,
+      guidanceRescale: 0.5,
       previewEvery: 2,
       compareWithoutControl: true,
       control: { guidanceSteps: 2, iterationsPerStep: 2, refineStart: 2, refineEvery: 2, kmeansInits: 2 },
@@ -75,8 +76,8 @@ describe('compose job', { skip: existsSync(join(tinySd, 'model_index.json')) ? f
     assert.equal(controlled.imageSha256, result.variants[0]!.images[0]);
     assert.equal(controlled.composeJobId, job.id);
     assert.deepEqual(
-      { seed: controlled.params.seed, steps: controlled.params.steps, boxes: controlled.params.boxes, preset: controlled.params.preset, index: controlled.params.index, batch: controlled.params.batch, guidanceScale: controlled.params.guidanceScale },
-      { seed: 5, steps: 4, boxes: input.boxes, preset: 'mifo', index: 0, batch: 1, guidanceScale: 5 },
+      { seed: controlled.params.seed, steps: controlled.params.steps, boxes: controlled.params.boxes, preset: controlled.params.preset, index: controlled.params.index, batch: controlled.params.batch, guidanceScale: controlled.params.guidanceScale, guidanceRescale: controlled.params.guidanceRescale },
+      { seed: 5, steps: 4, boxes: input.boxes, preset: 'mifo', index: 0, batch: 1, guidanceScale: 5, guidanceRescale: 0.5 },
     );
     assert.equal((controlled.params.control as { guidanceSteps: number }).guidanceSteps, 2);
     assert.equal(generations.find((g) => g.params.variant === 'no box control')!.params.preset, 'off');

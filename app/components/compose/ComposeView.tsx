@@ -41,6 +41,7 @@ interface Settings {
   batch: number;
   steps: number;
   guidanceScale: number;
+  guidanceRescale: number;
   preset: 'mifo' | 'ba' | 'off';
   ablations: Ablation[];
   crossMask: boolean;
@@ -104,6 +105,7 @@ function settingsProblem(settings: Settings, tokens: LearnedToken[]): string | n
   if (!Number.isInteger(settings.steps) || settings.steps < 1 || settings.steps > 200) return 'Steps go from 1 to 200.';
   if (!Number.isInteger(settings.batch) || settings.batch < 1 || settings.batch > 8) return 'Images per run go from 1 to 8.';
   if (!(settings.guidanceScale >= 0 && settings.guidanceScale <= 30)) return 'Guidance goes from 0 to 30.';
+  if (!(settings.guidanceRescale >= 0 && settings.guidanceRescale <= 1)) return 'Guidance rescale goes from 0 to 1.';
   return null;
 }
 
@@ -219,6 +221,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
       batch: 1,
       steps: 50,
       guidanceScale: 7.5,
+      guidanceRescale: 0,
       preset: 'mifo',
       ablations: [],
       crossMask: true,
@@ -279,6 +282,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
       batch: settings.batch,
       steps: settings.steps,
       guidanceScale: settings.guidanceScale,
+      guidanceRescale: settings.guidanceRescale,
       preset: settings.preset,
       ablations: settings.ablations,
       control: { crossMask: settings.crossMask, selfMask: settings.selfMask, maskEos: settings.maskEos },
@@ -298,6 +302,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
       batch: params.batch,
       steps: params.steps,
       guidanceScale: params.guidanceScale,
+      guidanceRescale: params.guidanceRescale ?? 0,
       preset: params.preset,
       ablations: params.ablations as Ablation[],
       crossMask: control.crossMask ?? true,
@@ -343,6 +348,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
               <NumberField label="Images" value={settings.batch} onChange={(batch) => update({ batch })} min={1} max={8} />
               <NumberField label="Steps" value={settings.steps} onChange={(steps) => update({ steps })} min={1} max={200} />
               <NumberField label="Guidance" value={settings.guidanceScale} onChange={(guidanceScale) => update({ guidanceScale })} min={0} max={30} step={0.5} />
+              <NumberField label="Guidance rescale" value={settings.guidanceRescale} onChange={(guidanceRescale) => update({ guidanceRescale })} min={0} max={1} step={0.05} />
               <div>
                 <label className="block text-sm font-medium" htmlFor={`${promptId}-preset`}>
                   Box control

@@ -21,6 +21,8 @@ export interface GenerationParams {
   index: number;
   steps: number;
   guidanceScale: number;
+  /** absent in images made before it could be set */
+  guidanceRescale?: number;
   height: number;
   width: number;
   preset: 'mifo' | 'ba' | 'off';
@@ -102,7 +104,8 @@ export function Gallery({ generations, tokens, onReuse }: { generations: Generat
                 </Button>
               </div>
               <p className="mt-1 text-xs text-neutral-600 dark:text-neutral-400">
-                seed {params.seed} · {params.steps} steps · guidance {params.guidanceScale} · {PRESET_LABEL[params.preset] ?? params.preset}
+                seed {params.seed} · {params.steps} steps · guidance {params.guidanceScale}
+                {params.guidanceRescale ? ` rescaled by ${params.guidanceRescale}` : ''} · {PRESET_LABEL[params.preset] ?? params.preset}
                 {params.ablations.length ? ` (${params.ablations.join(', ')})` : ''} · {params.width}×{params.height} px · {formatAgo(lead.createdAt)}
                 {params.negativePrompt ? ` · negative “${params.negativePrompt}”` : ''}
               </p>

@@ -91,6 +91,7 @@ export const studioRouter = router({
         batch: z.number().int().min(1).max(8),
         steps: z.number().int().min(1).max(200),
         guidanceScale: z.number().min(0).max(30),
+        guidanceRescale: z.number().min(0).max(1).default(0),
         preset: z.enum(COMPOSE_PRESETS),
         ablations: z.array(z.enum(COMPOSE_ABLATIONS)).default([]),
         control: z.record(z.string(), z.unknown()).default({}),

@@ -72,6 +72,7 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
         batch: input.batch,
         steps: input.steps,
         guidanceScale: input.guidanceScale,
+        guidanceRescale: input.guidanceRescale,
         preset,
         ablations: preset === 'off' ? [] : input.ablations,
         control: preset === 'off' ? {} : (input.control as ControlOverrides),

@@ -38,6 +38,8 @@ export const composeInput = z
     batch: z.number().int().min(1).max(8).default(1),
     steps: z.number().int().min(1).max(200).default(50),
     guidanceScale: z.number().min(0).max(30).default(7.5),
+    /** diffusers' guidance_rescale (0: plain classifier-free guidance) */
+    guidanceRescale: z.number().min(0).max(1).default(0),
     preset: z.enum(COMPOSE_PRESETS).default('mifo'),
     ablations: z.array(z.enum(COMPOSE_ABLATIONS)).max(COMPOSE_ABLATIONS.length).default([]),
     /** overrides of the preset's knobs (trainer/synth/options.ts ControlOverrides); checked by the worker */
@@ -110,6 +112,7 @@ function recordGenerations(db: Db, job: JobRecord, result: JsonValue): void {
           index,
           steps: input.steps,
           guidanceScale: input.guidanceScale,
+          guidanceRescale: input.guidanceRescale,
           height,
           width,
           preset: variant.preset,

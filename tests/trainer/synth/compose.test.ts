@@ -192,6 +192,7 @@ describe(`box-controlled composition on ${variant.name}`, () => {
       steps: json.steps,
       batch: json.batch,
       guidanceScale: json.guidanceScale,
+      guidanceRescale: json.guidanceRescale,
       height: json.height,
       width: json.width,
       preset: json.preset,
