@@ -14,7 +14,11 @@
 //     --out DIR            also write every generated image, a grid and report.json there
 //     --card               write the model card (README.md in the model folder) from its training.json and these
 //                          figures; needs all three parts
-import { mkdirSync, writeFileSync } from 'node:fs';
+//
+//   npx tsx scripts/eval-default-model.ts --judge DIR [--out DIR2]
+//                          judges again the images a run kept with --out DIR (same cases and settings, from its
+//                          report.json), e.g. after the evaluator changed; no model is loaded
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writePng, type RgbImage } from '../trainer/io/image.ts';
@@ -22,7 +26,7 @@ import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { SAMPLER_NAMES, StableDiffusionPipeline, type SamplerName } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
-import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../trainer/train/evaluate.ts';
+import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, savedImages, timeGeneration, type GenerationReport } from '../trainer/train/evaluate.ts';
 import { readTrainingRecord, renderModelCard, TRAINING_RECORD_FILE, type EvaluationReport } from '../trainer/train/model_card.ts';
 import { writePreviewGrid } from '../trainer/train/preview.ts';
 
@@ -33,24 +37,59 @@ const { values } = parseArgs({
     steps: { type: 'string' },
     guidance: { type: 'string' },
     'guidance-rescale': { type: 'string' },
-    sampler: { type: 'string', default: 'ddim' },
+    sampler: { type: 'string' },
     'psnr-scenes': { type: 'string' },
     'timing-runs': { type: 'string' },
-    only: { type: 'string', default: 'generation,psnr,timing' },
+    only: { type: 'string' },
     out: { type: 'string' },
     card: { type: 'boolean', default: false },
     'first-seed': { type: 'string' },
+    judge: { type: 'string' },
   },
 });
 
-const parts = new Set(values.only.split(',').map((s) => s.trim()));
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function printGeneration(g: GenerationReport, firstSeed: number): void {
+  const { settings } = g;
+  console.log(
+    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} ${settings.sampler} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
+      `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
+      ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
+      `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
+      `  right shape and colour and nothing else drawn: ${percent(g.exactRate)}\n` +
+      `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)\n` +
+      `  right shape by requested shape: ${g.byShape.map((b) => `${b.shape} ${b.shapeCorrect}/${b.objects}${Object.keys(b.misreadAs).length ? ` (${Object.entries(b.misreadAs).map(([seen, n]) => `${n} ${seen}`).join(', ')})` : ''}`).join('; ')}`,
+  );
+}
+
+if (values.judge !== undefined) {
+  const keptDir = resolve(values.judge);
+  const given = (['model', 'cases', 'steps', 'guidance', 'guidance-rescale', 'sampler', 'psnr-scenes', 'timing-runs', 'only', 'first-seed'] as const).filter((name) => values[name] !== undefined);
+  if (given.length > 0 || values.card) throw new Error(`--judge takes the cases and settings from ${join(keptDir, 'report.json')}: leave out ${[...given.map((name) => `--${name}`), ...(values.card ? ['--card'] : [])].join(', ')}`);
+  const kept = (JSON.parse(readFileSync(join(keptDir, 'report.json'), 'utf8')) as EvaluationReport).generation;
+  if (!kept || kept.results.length === 0) throw new Error(`${join(keptDir, 'report.json')} holds no generation results`);
+  const keptFirstSeed = kept.results[0]!.seed;
+  const report: EvaluationReport = { model: `images of ${keptDir}`, engine: 'none (images read back)' };
+  // runs from before guidance rescale and the sampler choice drew plainly with DDIM
+  const keptSettings = { ...kept.settings, guidanceRescale: kept.settings.guidanceRescale ?? 0, sampler: kept.settings.sampler ?? 'ddim' };
+  report.generation = await evaluateGeneration(savedImages(keptDir), kept.cases, keptSettings, { firstSeed: keptFirstSeed });
+  printGeneration(report.generation, keptFirstSeed);
+  if (values.out) {
+    mkdirSync(resolve(values.out), { recursive: true });
+    writeFileSync(join(resolve(values.out), 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+  }
+  process.exit(0);
+}
+
+const parts = new Set((values.only ?? 'generation,psnr,timing').split(',').map((s) => s.trim()));
 for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
 const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
 const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0),
   guidanceRescale: parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (f) => f >= 0 && f <= 1),
-  sampler: values.sampler as SamplerName,
+  sampler: (values.sampler ?? 'ddim') as SamplerName,
 };
 if (!SAMPLER_NAMES.includes(settings.sampler)) throw new Error(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${values.sampler}`);
 const cases = parseNumber(values.cases, 'cases', 200, isPositiveInteger);
@@ -69,8 +108,6 @@ const report: EvaluationReport = {
   model: modelDir,
   engine: runtime.description,
 };
-const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
-
 if (parts.has('psnr')) {
   report.psnr = evaluateReconstruction(pipeline, psnrScenes);
   const p = report.psnr;
@@ -86,24 +123,16 @@ if (parts.has('timing')) {
 if (parts.has('generation')) {
   const images: RgbImage[] = [];
   const started = Date.now();
-  report.generation = await evaluateGeneration(pipeline, cases, settings, {
+  report.generation = await evaluateGeneration(generatedImages(pipeline, settings), cases, settings, {
     firstSeed,
     onImage: async (index, image, result) => {
       images.push(image);
-      if (outDir) await writePng(join(outDir, `case-${String(result.seed).padStart(3, '0')}.png`), image);
+      if (outDir) await writePng(caseImageFile(outDir, result.seed), image);
       if ((index + 1) % 20 === 0) console.log(`  ${index + 1} images, ${((Date.now() - started) / 1000).toFixed(0)} s`);
     },
   });
   const g = report.generation;
-  console.log(
-    `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} ${settings.sampler} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
-      `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
-      ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
-      `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
-      `  right shape and colour and nothing else drawn: ${percent(g.exactRate)}\n` +
-      `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)\n` +
-      `  right shape by requested shape: ${g.byShape.map((b) => `${b.shape} ${b.shapeCorrect}/${b.objects}${Object.keys(b.misreadAs).length ? ` (${Object.entries(b.misreadAs).map(([seen, n]) => `${n} ${seen}`).join(', ')})` : ''}`).join('; ')}`,
-  );
+  printGeneration(g, firstSeed);
   if (outDir) {
     await writePreviewGrid(outDir, 0, images, 20, g.results.map((r) => `${r.shapeAndColour ? 'ok ' : 'BAD'} seed ${r.seed}: ${r.caption}`));
   }

@@ -4,7 +4,9 @@ import type { RgbImage } from '../io/image.ts';
 import { tensorToRgbImages } from '../io/image.ts';
 import type { SamplerName, StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { tf } from '../runtime/backend.ts';
-import { evaluationSet } from '../world/evaluation_set.ts';
+import { join } from 'node:path';
+import { readRgb } from '../world/image.ts';
+import { evaluationSet, type EvaluationCase } from '../world/evaluation_set.ts';
 import { judgeScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
 import { isRareObject } from '../world/scene.ts';
 import { heldOutScenes, measureReconstruction, type ReconstructionReport } from './vae_stage.ts';
@@ -74,12 +76,35 @@ function describeRequest(e: ObjectEvaluation): string {
   return isRareObject(r) ? r.shape : `${r.colour} ${r.texture} ${r.shape}`;
 }
 
+/** Where a judged run keeps the image of a case (`--out` of scripts/eval-default-model.ts). */
+export function caseImageFile(dir: string, seed: number): string {
+  return join(dir, `case-${String(seed).padStart(3, '0')}.png`);
+}
+
+/** The image of each held-out case: drawn by a pipeline, or read back from a run that kept its images. */
+export type CaseImages = (testCase: EvaluationCase) => Promise<RgbImage>;
+
+export function generatedImages(pipeline: StableDiffusionPipeline, settings: GenerationSettings): CaseImages {
+  return async (testCase) => {
+    const generated = await pipeline.generate({ ...settings, prompt: testCase.caption, seed: testCase.seed });
+    const image = tensorToRgbImages(generated.images)[0]!;
+    tf.dispose([generated.images, generated.latents]);
+    return image;
+  };
+}
+
+/** The images a run wrote with its cases (so a changed evaluator can judge the same images again). */
+export function savedImages(dir: string): CaseImages {
+  return (testCase) => readRgb(caseImageFile(dir, testCase.seed));
+}
+
 /**
- * Generates one image per held-out case (caption and seed from evaluationSet, 1-3 objects) and judges it without
- * boxes: text-to-image decides the layout, so an object counts as found when a region of its colour is there.
+ * Judges one image per held-out case (caption and seed from evaluationSet, 1-3 objects) without boxes: text-to-image
+ * decides the layout, so an object counts as found when a region of its colour is there. `settings` say how the
+ * images were drawn.
  */
 export async function evaluateGeneration(
-  pipeline: StableDiffusionPipeline,
+  images: CaseImages,
   count: number,
   settings: GenerationSettings,
   options: {
@@ -91,9 +116,7 @@ export async function evaluateGeneration(
   const cases = evaluationSet(count, { firstSeed: options.firstSeed ?? 0 });
   const results: CaseResult[] = [];
   for (const [index, testCase] of cases.entries()) {
-    const generated = await pipeline.generate({ ...settings, prompt: testCase.caption, seed: testCase.seed });
-    const image = tensorToRgbImages(generated.images)[0]!;
-    tf.dispose([generated.images, generated.latents]);
+    const image = await images(testCase);
     const { objects: evaluations, unclaimedRegions } = judgeScene(image, testCase.requests.map((request) => ({ ...request, box: null })));
     const result: CaseResult = {
       seed: testCase.seed,

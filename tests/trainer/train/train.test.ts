@@ -1,10 +1,11 @@
 // The default-model recipe on a tiny config: each stage lowers its loss, an interrupted run resumes bit for bit,
 // and the exported folder loads as a StableDiffusionPipeline and generates.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { writePng } from '../../../trainer/io/image.ts';
 import { SafetensorsFile } from '../../../trainer/io/safetensors.ts';
 import { AutoencoderKL } from '../../../trainer/models/autoencoder_kl.ts';
 import { CLIPTextModel } from '../../../trainer/models/clip_text_model.ts';
@@ -12,7 +13,7 @@ import { UNet2DConditionModel } from '../../../trainer/models/unet_2d_condition.
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime, tf } from '../../../trainer/runtime/backend.ts';
 import { createDiffusionModels, diffusionTrainingStage } from '../../../trainer/train/diffusion_stage.ts';
-import { evaluateGeneration, evaluateReconstruction, timeGeneration } from '../../../trainer/train/evaluate.ts';
+import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, savedImages, timeGeneration } from '../../../trainer/train/evaluate.ts';
 import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
@@ -254,7 +255,12 @@ describe('resume and export', () => {
     assert.ok((generated.images.dataSync() as Float32Array).every((v) => v >= 0 && v <= 1));
     tf.dispose([generated.images, generated.latents]);
 
-    const judged = await evaluateGeneration(pipeline, 3, { steps: 2, guidance: 3, guidanceRescale: 0, sampler: 'ddim' as const });
+    const drawing = { steps: 2, guidance: 3, guidanceRescale: 0, sampler: 'ddim' as const };
+    const kept = join(straight, 'judged');
+    mkdirSync(kept);
+    const judged = await evaluateGeneration(generatedImages(pipeline, drawing), 3, drawing, { onImage: (_, image, result) => writePng(caseImageFile(kept, result.seed), image) });
+    // the kept images judged again give the same verdicts
+    assert.deepEqual(await evaluateGeneration(savedImages(kept), 3, drawing), judged);
     assert.equal(judged.cases, 3);
     assert.deepEqual(judged.results.map((r) => r.caption), evaluationSet(3).map((c) => c.caption));
     assert.equal(judged.objects, evaluationSet(3).reduce((n, c) => n + c.requests.length, 0));
