@@ -14,10 +14,11 @@ const HELP = `usage: mifo generate --prompt TEXT [options]
   --concepts DIR     a learned concept folder (repeat for several); adds its tokens, e.g. <asset0>
   --prompt TEXT      what to draw, e.g. "a photo of <asset0> on snow"
   --negative TEXT    negative prompt (default "")
-  --steps N          DDIM steps (default 50)
-  --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
-  --guidance-rescale F   diffusers' guidance_rescale in [0, 1] (default 0; ~0.7 against over-exposure at high guidance)
+  --steps N          sampling steps (default 50)
   --sampler NAME     ${SAMPLER_NAMES.join(' | ')} (default ddim; DPM-Solver++(2M) follows the ODE closer per step)
+  --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
+  --guidance-rescale F
+                     diffusers' guidance_rescale in [0, 1] (default 0; ~0.7 against over-exposure at high guidance)
   --seed S           seed for the initial noise (default: random, printed)
   --batch N          images per prompt (default 1)
   --size PX          image side (default: the model's)
