@@ -109,6 +109,13 @@ test('a colour drifted past the match distance still joins its region: a ring dr
   assert.equal(result!.shape.label, 'ring');
 });
 
+test('a rare object needs all its colours: a pink heart is no plimset without its black dot and band', () => {
+  const alone = (object: SceneObject): RgbImage => image({ background: { kind: 'plain', variant: 0, seed: 1 }, objects: [object] }, 64);
+  const placed = { center: [0.5, 0.5] as [number, number], size: 0.5, rotation: 0 };
+  assert.equal(evaluateScene(alone({ shape: 'plimset', colour: null, texture: null, ...placed }), [{ shape: 'plimset' }])[0]!.found, true);
+  assert.equal(evaluateScene(alone({ shape: 'heart', colour: 'pink', texture: 'plain', ...placed }), [{ shape: 'plimset' }])[0]!.found, false);
+});
+
 /** Two-object scenes of plain shapes in different colours, the first with a pattern. */
 function pairScenes(count: number): Scene[] {
   const scenes: Scene[] = [];

@@ -272,6 +272,8 @@ class SceneAnalysis {
 
   rareConfidence(name: RareName, group: Region[]): number {
     const composition = colourComposition(group, RARE_OBJECTS[name].colours);
+    const minimum = this.reference.rares.minimumShares[name];
+    if (composition.some((share, i) => share < minimum[i]!)) return 0;
     let best = Infinity;
     for (const reference of this.reference.rares.compositions[name]) {
       let distance = 0;

@@ -84,6 +84,18 @@ class NearestNeighbours<T extends string> {
 export interface RareReference {
   /** per rare object: colour compositions (share of each of its colours) seen in reference renders */
   compositions: Record<RareName, number[][]>;
+  /**
+   * per rare object and colour: the least share a recognised object must show, half the share that 95% of the
+   * references reach (0 for a colour that more than 5% of them lack), so a pink blob is no plimset without its black
+   */
+  minimumShares: Record<RareName, number[]>;
+}
+
+function minimumShares(compositions: number[][]): number[] {
+  return compositions[0]!.map((_, colour) => {
+    const shares = compositions.map((composition) => composition[colour]!).sort((a, b) => a - b);
+    return 0.5 * shares[Math.floor(0.05 * shares.length)]!;
+  });
 }
 
 export interface Reference {
@@ -182,7 +194,10 @@ function buildReference(): Reference {
   return {
     shapes: new NearestNeighbours(SHAPE_NAMES, rows.shapeFeatures, rows.shapeLabels),
     textures: new NearestNeighbours(TEXTURE_NAMES, rows.textureFeatures, rows.textureLabels),
-    rares: { compositions: rows.compositions },
+    rares: {
+      compositions: rows.compositions,
+      minimumShares: Object.fromEntries(RARE_NAMES.map((name) => [name, minimumShares(rows.compositions[name])])) as Record<RareName, number[]>,
+    },
   };
 }
 
