@@ -115,12 +115,10 @@ try {
       const pipeline = StableDiffusionPipeline.fromPretrained(model);
       loadConcepts(pipeline, [outDir]);
       const drawn = await pipeline.generate({ prompt: 'a photo of <asset0> and <asset1>', steps, guidance, seed: 0, batch: samples });
-      const total = totals[v]!;
       let colour = 0;
       let shapeAndColour = 0;
       for (const drawing of tensorToRgbImages(drawn.images)) {
         for (const found of evaluateScene(drawing, requests)) {
-          total.objects++;
           colour += Number(found.found && found.colour.correct);
           shapeAndColour += Number(found.found && found.colour.correct && found.shape.correct);
         }
@@ -128,16 +126,16 @@ try {
       pipeline.dispose();
       const before = meanMass(metrics.attentionMass.before);
       const after = meanMass(metrics.attentionMass.after);
-      Object.assign(total, {
-        colour: total.colour + colour,
-        shapeAndColour: total.shapeAndColour + shapeAndColour,
-        ownBefore: total.ownBefore + before.own / seeds.length,
-        otherBefore: total.otherBefore + before.other / seeds.length,
-        ownAfter: total.ownAfter + after.own / seeds.length,
-        otherAfter: total.otherAfter + after.other / seeds.length,
-      });
+      const total = totals[v]!;
+      total.objects += requests.length * samples;
+      total.colour += colour;
+      total.shapeAndColour += shapeAndColour;
+      total.ownBefore += before.own / seeds.length;
+      total.otherBefore += before.other / seeds.length;
+      total.ownAfter += after.own / seeds.length;
+      total.otherAfter += after.other / seeds.length;
       console.log(
-        `seed ${seed} "${names.join(' + ')}", ${variant.label}: right colour ${colour}/${2 * samples}, shape and colour ${shapeAndColour}/${2 * samples}; ` +
+        `seed ${seed} "${names.join(' + ')}", ${variant.label}: right colour ${colour}/${requests.length * samples}, shape and colour ${shapeAndColour}/${requests.length * samples}; ` +
           `attention own/other ${percent(before.own)}/${percent(before.other)} before, ${percent(after.own)}/${percent(after.other)} after`,
       );
     }

@@ -36,3 +36,10 @@ export function parseNumber(value: string | undefined, name: string, fallback: n
 
 export const isPositiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 export const isNonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
+
+/** One of `choices`, or undefined when the option is absent. */
+export function parseChoice<T extends string>(value: string | undefined, name: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!choices.includes(value as T)) throw new CliError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
+  return value as T;
+}

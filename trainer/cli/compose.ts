@@ -7,7 +7,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { loadConcepts } from '../concepts/load.ts';
 import { compose, type ComposeEvent } from '../synth/compose.ts';
 import { ABLATIONS, PRESETS, type AblationName, type ControlOverrides, type PresetName } from '../synth/options.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -66,12 +66,6 @@ function parseLayerList(text: string | undefined, name: string): number[] | unde
   const values = text.split(',').map((v) => Number(v.trim()));
   if (values.length === 0 || values.some((v) => !isNonNegativeInteger(v))) throw new CliError(`--${name} takes layer indices like 12,13,14, got '${text}'`);
   return values;
-}
-
-function parseChoice<T extends string>(value: string | undefined, name: string, choices: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if (!choices.includes(value as T)) throw new CliError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
-  return value as T;
 }
 
 /** Indented JSON with every array of plain numbers on one line (masks and loss rows stay compact). */

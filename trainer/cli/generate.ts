@@ -3,8 +3,8 @@ import { dirname, extname, resolve } from 'node:path';
 import { assertConceptTokensLoaded, loadConcepts } from '../concepts/load.ts';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
-import { SAMPLER_NAMES, StableDiffusionPipeline, type SamplerName } from '../pipelines/stable_diffusion.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
+import { SAMPLER_NAMES, StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -52,8 +52,7 @@ export async function run(argv: string[]): Promise<void> {
   const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
   const guidance = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
   const guidanceRescale = parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (n) => n >= 0 && n <= 1);
-  const sampler = (values.sampler ?? 'ddim') as SamplerName;
-  if (!SAMPLER_NAMES.includes(sampler)) throw new CliError(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got '${values.sampler}'`);
+  const sampler = parseChoice(values.sampler, 'sampler', SAMPLER_NAMES) ?? 'ddim';
   const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
   const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
   const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);

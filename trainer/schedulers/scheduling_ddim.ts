@@ -1,7 +1,7 @@
 // diffusers DDIMScheduler (Song et al. 2021), deterministic for eta = 0.
 import { tf } from '../runtime/backend.ts';
 import { predictEpsilon, predictOriginal } from './scheduling_ddpm.ts';
-import { cumprodFloat32, makeBetas, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
+import { cumprodFloat32, makeBetas, predictionTypeOf, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
 
 const f = Math.fround;
 
@@ -26,10 +26,7 @@ export class DDIMScheduler {
     this.betas = makeBetas(config);
     this.alphasCumprod = cumprodFloat32(this.betas.map((b) => f(1 - b)));
     this.finalAlphaCumprod = config.set_alpha_to_one ?? true ? 1 : this.alphasCumprod[0]!;
-    this.predictionType = config.prediction_type ?? 'epsilon';
-    if (!['epsilon', 'v_prediction', 'sample'].includes(this.predictionType)) {
-      throw new Error(`unsupported prediction_type '${this.predictionType}'`);
-    }
+    this.predictionType = predictionTypeOf(config);
   }
 
   setTimesteps(numInferenceSteps: number): Int32Array {

@@ -1,6 +1,6 @@
 // diffusers DDPMScheduler: the training-time forward process (add_noise, get_velocity) and ancestral sampling.
 import { tf } from '../runtime/backend.ts';
-import { cumprodFloat32, makeBetas, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
+import { cumprodFloat32, makeBetas, predictionTypeOf, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
 
 const f = Math.fround;
 
@@ -23,10 +23,7 @@ export class DDPMScheduler {
     this.betas = makeBetas(config);
     this.alphas = this.betas.map((b) => f(1 - b));
     this.alphasCumprod = cumprodFloat32(this.alphas);
-    this.predictionType = config.prediction_type ?? 'epsilon';
-    if (!['epsilon', 'v_prediction', 'sample'].includes(this.predictionType)) {
-      throw new Error(`unsupported prediction_type '${this.predictionType}'`);
-    }
+    this.predictionType = predictionTypeOf(config);
     this.timesteps = Int32Array.from({ length: this.numTrainTimesteps }, (_, i) => this.numTrainTimesteps - 1 - i);
   }
 

@@ -4,7 +4,7 @@
 // the ODE more closely than DDIM, which is this solver's first-order case.
 import { tf } from '../runtime/backend.ts';
 import { predictOriginal } from './scheduling_ddpm.ts';
-import { cumprodFloat32, makeBetas, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
+import { cumprodFloat32, makeBetas, predictionTypeOf, spacedTimesteps, type PredictionType, type SchedulerConfig } from './scheduling_utils.ts';
 
 const f = Math.fround;
 
@@ -18,7 +18,6 @@ export interface DPMSolverStepOutput {
 
 export class DPMSolverMultistepScheduler {
   readonly alphasCumprod: Float32Array;
-  readonly numTrainTimesteps: number;
   readonly predictionType: PredictionType;
   readonly initNoiseSigma = 1;
   timesteps: Int32Array = new Int32Array();
@@ -28,12 +27,10 @@ export class DPMSolverMultistepScheduler {
 
   constructor(readonly config: SchedulerConfig) {
     if (config.thresholding) throw new Error('DPM-Solver thresholding is not supported');
-    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
     const alphasCumprod = cumprodFloat32(makeBetas(config).map((b) => f(1 - b)));
     if (config.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = ZERO_SNR_ALPHA_CUMPROD;
     this.alphasCumprod = alphasCumprod;
-    this.predictionType = config.prediction_type ?? 'epsilon';
-    if (!['epsilon', 'v_prediction', 'sample'].includes(this.predictionType)) throw new Error(`unsupported prediction_type '${this.predictionType}'`);
+    this.predictionType = predictionTypeOf(config);
   }
 
   setTimesteps(numInferenceSteps: number): Int32Array {

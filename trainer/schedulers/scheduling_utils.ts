@@ -24,6 +24,15 @@ export interface SchedulerConfig {
 
 const f = Math.fround;
 
+const PREDICTION_TYPES: readonly PredictionType[] = ['epsilon', 'v_prediction', 'sample'];
+
+/** The config's prediction_type (diffusers' default epsilon), refused when no scheduler here supports it. */
+export function predictionTypeOf(config: SchedulerConfig): PredictionType {
+  const type = config.prediction_type ?? 'epsilon';
+  if (!PREDICTION_TYPES.includes(type)) throw new Error(`unsupported prediction_type '${type}'`);
+  return type;
+}
+
 /** torch.linspace in float32: the first half counts up from start, the second half down from end. */
 export function linspaceFloat32(start: number, end: number, steps: number): Float32Array {
   const out = new Float32Array(steps);

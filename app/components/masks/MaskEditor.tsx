@@ -305,7 +305,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
           samRequest.current++;
           history.current.record(target.instanceId, target);
         }
-        // a painted mask is no longer what its clicks segment: undoing a click would throw the painting away
+        // a painted mask is no longer what its clicks segment: a further click would start from them and lose the painting
         target.source = 'brush';
         target.points = [];
         target.box = null;

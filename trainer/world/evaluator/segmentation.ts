@@ -1,5 +1,6 @@
 // Colour segmentation of an image of the world: every pixel near a shade line gets that named colour, regions grow
-// into touching pixels a little further from their colour's line (hysteresis, as Canny's edges), pinholes are closed, thin structures (anti-aliased seams between two colours, background specks) are removed by a 2x2 opening, and each
+// into touching pixels a little further from their colour's line (hysteresis, as Canny's edges), pinholes are closed,
+// thin structures (anti-aliased seams between two colours, background specks) are removed by a 2x2 opening, and each
 // colour's connected components become regions. Regions that hug the image border over a long stretch or cover a
 // large part of the frame are background (objects are drawn inside the frame).
 import { COLOUR_GROW_DISTANCE, COLOUR_MATCH_DISTANCE, nearestColours, NO_COLOUR } from '../colour.ts';
@@ -61,14 +62,19 @@ function labelWithGrowth(rgb: Uint8Array, size: number): Uint8Array {
     labels[i] = nearest[i]!;
     queue[tail++] = i;
   }
+  const spread = (j: number, colour: number) => {
+    if (labels[j] !== NO_COLOUR || nearest[j] !== colour || distance[j]! > COLOUR_GROW_DISTANCE) return;
+    labels[j] = colour;
+    queue[tail++] = j;
+  };
   for (let head = 0; head < tail; head++) {
     const i = queue[head]!;
     const x = i % size;
-    for (const j of [x > 0 ? i - 1 : -1, x < size - 1 ? i + 1 : -1, i - size, i + size]) {
-      if (j < 0 || j >= labels.length || labels[j] !== NO_COLOUR || nearest[j] !== labels[i] || distance[j]! > COLOUR_GROW_DISTANCE) continue;
-      labels[j] = labels[i]!;
-      queue[tail++] = j;
-    }
+    const colour = labels[i]!;
+    if (x > 0) spread(i - 1, colour);
+    if (x < size - 1) spread(i + 1, colour);
+    if (i >= size) spread(i - size, colour);
+    if (i + size < labels.length) spread(i + size, colour);
   }
   return labels;
 }
