@@ -5,9 +5,11 @@
 //     --cases N            held-out captions (1-3 objects, seeds 0..N-1), default 200
 //     --first-seed S       start the cases at seed S instead of 0: checks on progress (10000 on, as the training
 //                          previews) that leave the acceptance cases unseen until the final measurement
-//     --steps N            DDIM steps (default 25)        --guidance G   CFG scale (default 5)
-//     --guidance-rescale F diffusers' guidance_rescale (default 0)
-//     --sampler NAME       ddim (default) or dpm-solver++
+//     --steps N            sampling steps                 --guidance G   CFG scale
+//     --guidance-rescale F diffusers' guidance_rescale
+//     --sampler NAME       ddim or dpm-solver++
+//                          these four default to the model's (as `mifo generate`: its generation_config.json and
+//                          scheduler; the embedded model's are 25 dpm-solver++ steps, guidance 5, rescale 0.7)
 //     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
 //     --timing-runs N      timed generations after a warm-up (default 5)
 //     --only LIST          a subset of: generation,psnr,timing
@@ -22,9 +24,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writePng, type RgbImage } from '../trainer/io/image.ts';
-import { isNonNegativeInteger, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
+import { isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
-import { SAMPLER_NAMES, StableDiffusionPipeline, type SamplerName } from '../trainer/pipelines/stable_diffusion.ts';
+import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
+import { readGenerationDefaults, SAMPLER_NAMES } from '../trainer/pipelines/generation_defaults.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, savedImages, timeGeneration, type GenerationReport } from '../trainer/train/evaluate.ts';
 import { readTrainingRecord, renderModelCard, TRAINING_RECORD_FILE, type EvaluationReport } from '../trainer/train/model_card.ts';
@@ -87,15 +90,17 @@ for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) 
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
 const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');
-const settings = { steps: parseNumber(values.steps, 'steps', 25, isPositiveInteger), guidance: parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0),
-  guidanceRescale: parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (f) => f >= 0 && f <= 1),
-  sampler: (values.sampler ?? 'ddim') as SamplerName,
-};
-if (!SAMPLER_NAMES.includes(settings.sampler)) throw new Error(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${values.sampler}`);
 const cases = parseNumber(values.cases, 'cases', 200, isPositiveInteger);
 const psnrScenes = parseNumber(values['psnr-scenes'], 'psnr-scenes', 200, isPositiveInteger);
 const timingRuns = parseNumber(values['timing-runs'], 'timing-runs', 5, isPositiveInteger);
 const modelDir = resolve(values.model ?? defaultModelDir());
+const modelDefaults = readGenerationDefaults(modelDir);
+const settings = {
+  steps: parseNumber(values.steps, 'steps', modelDefaults.steps, isPositiveInteger),
+  guidance: parseNumber(values.guidance, 'guidance', modelDefaults.guidance, (g) => g >= 0),
+  guidanceRescale: parseNumber(values['guidance-rescale'], 'guidance-rescale', modelDefaults.guidanceRescale, (f) => f >= 0 && f <= 1),
+  sampler: parseChoice(values.sampler, 'sampler', SAMPLER_NAMES) ?? modelDefaults.sampler,
+};
 const outDir = values.out ? resolve(values.out) : null;
 if (outDir) mkdirSync(outDir, { recursive: true });
 

@@ -1,12 +1,13 @@
 // What the web server knows about the base model without loading it: its folder (MIFO_MODEL, else the embedded
-// models/default, as the workers resolve it), its name and the square resolution it learns and composes at, read
-// from the diffusers JSON files.
+// models/default, as the workers resolve it), its name, the square resolution it learns and composes at and the
+// generation settings it recommends, read from the diffusers JSON files.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { defaultModelDir } from '../../trainer/cli/default_model.ts';
+import { readGenerationDefaults, type GenerationDefaults } from '../../trainer/pipelines/generation_defaults.ts';
 
 export type ModelInfo =
-  | { available: true; dir: string; name: string; resolution: number }
+  | { available: true; dir: string; name: string; resolution: number; generation: GenerationDefaults }
   | { available: false; problem: string };
 
 function readJson(path: string): Record<string, unknown> {
@@ -22,7 +23,7 @@ export function readModelInfo(dir: string): ModelInfo {
     const sampleSize = Number(unet.sample_size ?? 64);
     const vaeLevels = Array.isArray(vae.block_out_channels) ? vae.block_out_channels.length : 4;
     const name = typeof index._name_or_path === 'string' && index._name_or_path ? basename(index._name_or_path) : basename(dir);
-    return { available: true, dir, name, resolution: sampleSize * 2 ** (vaeLevels - 1) };
+    return { available: true, dir, name, resolution: sampleSize * 2 ** (vaeLevels - 1), generation: readGenerationDefaults(dir) };
   } catch (error) {
     return { available: false, problem: `the model in ${dir} cannot be read: ${(error as Error).message}` };
   }

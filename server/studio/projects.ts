@@ -185,8 +185,9 @@ export interface ComposeRequest {
   seed: number;
   batch: number;
   steps: number;
-  guidanceScale: number;
-  guidanceRescale: number;
+  /** absent: the model's */
+  guidanceScale?: number;
+  guidanceRescale?: number;
   preset: 'mifo' | 'ba' | 'off';
   ablations: string[];
   control: Record<string, unknown>;

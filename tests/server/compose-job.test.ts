@@ -2,7 +2,8 @@
 // comparison without box control from the same seed, one generation row per image with the parameters that
 // reproduce it; input that cannot work fails once.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -81,6 +82,28 @@ describe('compose job', { skip: existsSync(join(tinySd, 'model_index.json')) ? f
     );
     assert.equal((controlled.params.control as { guidanceSteps: number }).guidanceSteps, 2);
     assert.equal(generations.find((g) => g.params.variant === 'no box control')!.params.preset, 'off');
+  });
+
+  test('guidance left out is the model’s: its generation_config.json, as recorded with each image', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'mifo-compose-defaults-'));
+    try {
+      const model = join(scratch, 'model');
+      cpSync(tinySd, model, { recursive: true });
+      writeFileSync(join(model, 'generation_config.json'), JSON.stringify({ guidance_scale: 3, guidance_rescale: 0.25 }));
+      const project = harness.services.projects.create({ name: 'compose defaults' });
+      const input = { model, prompt: 'a photo of a cat', boxes: [[0.1, 0.1, 0.9, 0.9]], seed: 2, steps: 2, preset: 'off' };
+      const job = await harness.services.jobs.submit({ type: 'compose', input, projectId: project.id });
+      const finished = await harness.finished(job.id, 60_000);
+      assert.equal(finished.status, 'completed', JSON.stringify(finished.error));
+      const result = finished.result as ComposeJobResult;
+      assert.deepEqual([result.guidanceScale, result.guidanceRescale], [3, 0.25]);
+      const record = await harness.services.artifacts.readJson<{ guidanceScale: number; guidanceRescale: number }>(result.variants[0]!.record);
+      assert.deepEqual([record.guidanceScale, record.guidanceRescale], [3, 0.25]);
+      const [generation] = harness.services.projects.detail(project.id).generations;
+      assert.deepEqual([generation!.params.guidanceScale, generation!.params.guidanceRescale], [3, 0.25]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   test('a box that covers no pixel of the attention grid fails once, as bad input', async () => {

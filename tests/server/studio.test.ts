@@ -61,6 +61,8 @@ test('the model resolution comes from the diffusers configs', { skip: existsSync
   assert.equal(info.available, true);
   // unet sample_size 16 × VAE scale factor 2 (two VAE blocks)
   assert.equal(info.available && info.resolution, 32);
+  // a plain diffusers folder: diffusers' sampling defaults, DDIM standing in for its scheduler
+  assert.deepEqual(info.available && info.generation, { sampler: 'ddim', steps: 50, guidance: 7.5, guidanceRescale: 0 });
   assert.deepEqual(readModelInfo(join(tinySd, 'unet')), { available: false, problem: `${join(tinySd, 'unet')} is not a diffusers model folder (no model_index.json)` });
 });
 

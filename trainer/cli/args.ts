@@ -34,6 +34,11 @@ export function parseNumber(value: string | undefined, name: string, fallback: n
   return n;
 }
 
+/** A number option, or undefined when it is absent (its default is decided later, e.g. by the model). */
+export function parseOptionalNumber(value: string | undefined, name: string, check: (n: number) => boolean = Number.isFinite): number | undefined {
+  return value === undefined ? undefined : parseNumber(value, name, 0, check);
+}
+
 export const isPositiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 export const isNonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
 

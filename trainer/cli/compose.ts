@@ -7,7 +7,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { loadConcepts } from '../concepts/load.ts';
 import { compose, type ComposeEvent } from '../synth/compose.ts';
 import { ABLATIONS, PRESETS, type AblationName, type ControlOverrides, type PresetName } from '../synth/options.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptions, requireString } from './args.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -25,8 +25,8 @@ Box-controlled synthesis (MIFO): one box per subject; each subject stays in its 
   --seed S               seed of the initial noise (default: random, printed)
   --steps N              DDIM steps (default 50)
   --batch N              images (default 1)
-  --guidance G           classifier-free guidance scale (default 7.5)
-  --guidance-rescale F   diffusers' guidance_rescale in [0, 1] (default 0)
+  --guidance G           classifier-free guidance scale (default: the model's, see mifo generate; else 7.5)
+  --guidance-rescale F   diffusers' guidance_rescale in [0, 1] (default: the model's; else 0)
   --size PX              image side (default: the model's)
   --out FILE.png         output image(s) (FILE-0.png, ... for --batch > 1) and FILE.json with the masks, the
                          per-step losses and every parameter needed to reproduce the run
@@ -126,16 +126,15 @@ export async function run(argv: string[]): Promise<void> {
   const subjects = values.subject ?? [];
   if (subjects.length > 0 && subjects.length !== boxes.length) throw new CliError(`${boxes.length} --box but ${subjects.length} --subject: give one subject per box, or none`);
   const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
-  const guidanceScale = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
-  const guidanceRescale = parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (n) => n >= 0 && n <= 1);
+  const guidanceScale = parseOptionalNumber(values.guidance, 'guidance', (n) => n >= 0);
+  const guidanceRescale = parseOptionalNumber(values['guidance-rescale'], 'guidance-rescale', (n) => n >= 0 && n <= 1);
   const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
   const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
   const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);
   const previewEvery = parseNumber(values['preview-every'], 'preview-every', 0, isNonNegativeInteger);
   const preset = parseChoice(values.preset, 'preset', Object.keys(PRESETS) as PresetName[]) ?? 'mifo';
   const ablations = (values.ablation ?? []).map((name) => parseChoice(name, 'ablation', Object.keys(ABLATIONS) as AblationName[])!);
-  const optionalNumber = (name: string, check: (n: number) => boolean = Number.isFinite) =>
-    values[name as keyof typeof values] === undefined ? undefined : parseNumber(values[name as keyof typeof values] as string, name, 0, check);
+  const optionalNumber = (name: string, check?: (n: number) => boolean) => parseOptionalNumber(values[name as keyof typeof values] as string | undefined, name, check);
   let stepSize: [number, number] | undefined;
   if (values['step-size'] !== undefined) {
     const parts = values['step-size'].split(':').map(Number);

@@ -3,8 +3,9 @@ import { dirname, extname, resolve } from 'node:path';
 import { assertConceptTokensLoaded, loadConcepts } from '../concepts/load.ts';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
-import { SAMPLER_NAMES, StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptions, requireString } from './args.ts';
+import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { SAMPLER_NAMES } from '../pipelines/generation_defaults.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -14,11 +15,14 @@ const HELP = `usage: mifo generate --prompt TEXT [options]
   --concepts DIR     a learned concept folder (repeat for several); adds its tokens, e.g. <asset0>
   --prompt TEXT      what to draw, e.g. "a photo of <asset0> on snow"
   --negative TEXT    negative prompt (default "")
-  --steps N          sampling steps (default 50)
-  --sampler NAME     ${SAMPLER_NAMES.join(' | ')} (default ddim; DPM-Solver++(2M) follows the ODE closer per step)
-  --guidance G       classifier-free guidance scale (default 7.5; ≤ 1 disables CFG)
+  --steps N          sampling steps
+  --sampler NAME     ${SAMPLER_NAMES.join(' | ')} (DPM-Solver++(2M) follows the ODE closer per step)
+  --guidance G       classifier-free guidance scale (≤ 1 disables CFG)
   --guidance-rescale F
-                     diffusers' guidance_rescale in [0, 1] (default 0; ~0.7 against over-exposure at high guidance)
+                     diffusers' guidance_rescale in [0, 1] (~0.7 against over-exposure at high guidance)
+                     These four default to the model's generation_config.json and scheduler, else to diffusers'
+                     50 steps, DDIM, guidance 7.5 and no rescale. The embedded model: 25 dpm-solver++ steps,
+                     guidance 5, rescale 0.7.
   --seed S           seed for the initial noise (default: random, printed)
   --batch N          images per prompt (default 1)
   --size PX          image side (default: the model's)
@@ -49,16 +53,23 @@ export async function run(argv: string[]): Promise<void> {
   const out = resolve(requireString(values.out, 'out'));
   if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
   if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
-  const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
-  const guidance = parseNumber(values.guidance, 'guidance', 7.5, (n) => n >= 0);
-  const guidanceRescale = parseNumber(values['guidance-rescale'], 'guidance-rescale', 0, (n) => n >= 0 && n <= 1);
-  const sampler = parseChoice(values.sampler, 'sampler', SAMPLER_NAMES) ?? 'ddim';
+  const chosen = {
+    steps: parseOptionalNumber(values.steps, 'steps', isPositiveInteger),
+    guidance: parseOptionalNumber(values.guidance, 'guidance', (n) => n >= 0),
+    guidanceRescale: parseOptionalNumber(values['guidance-rescale'], 'guidance-rescale', (n) => n >= 0 && n <= 1),
+    sampler: parseChoice(values.sampler, 'sampler', SAMPLER_NAMES),
+  };
   const seed = parseNumber(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), isNonNegativeInteger);
   const batch = parseNumber(values.batch, 'batch', 1, isPositiveInteger);
   const size = values.size === undefined ? undefined : parseNumber(values.size, 'size', 0, isPositiveInteger);
 
   await initRuntime();
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
+  const defaults = pipe.generationDefaults;
+  const steps = chosen.steps ?? defaults.steps;
+  const guidance = chosen.guidance ?? defaults.guidance;
+  const guidanceRescale = chosen.guidanceRescale ?? defaults.guidanceRescale;
+  const sampler = chosen.sampler ?? defaults.sampler;
   loadConcepts(pipe, conceptDirs);
   const negativePrompt = values.negative ?? '';
   for (const text of [prompt, negativePrompt]) assertConceptTokensLoaded(pipe.tokenizer, text);

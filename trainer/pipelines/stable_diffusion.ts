@@ -11,6 +11,7 @@ import { DPMSolverMultistepScheduler } from '../schedulers/scheduling_dpmsolver_
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { Generator } from '../util/random.ts';
 import { guidedPrediction } from './guidance.ts';
+import { DIFFUSERS_GENERATION_DEFAULTS, readGenerationDefaults, SAMPLER_NAMES, type GenerationDefaults, type SamplerName } from './generation_defaults.ts';
 
 export interface StepInfo {
   /** 0-based step index */
@@ -26,18 +27,14 @@ export interface StepInfo {
   noisePred: tf.Tensor4D;
 }
 
-/** The samplers of text-to-image: DDIM (box-controlled synthesis always uses it, as the MIFO reference) and DPM-Solver++(2M). */
-export const SAMPLER_NAMES = ['ddim', 'dpm-solver++'] as const;
-export type SamplerName = (typeof SAMPLER_NAMES)[number];
-
 export interface GenerateOptions {
   prompt: string;
   negativePrompt?: string;
+  /** steps, guidance, guidanceRescale and sampler default to the pipeline's generationDefaults */
   steps?: number;
   guidance?: number;
-  /** diffusers' guidance_rescale φ in [0, 1] (default 0): see guidedPrediction */
+  /** diffusers' guidance_rescale φ in [0, 1]: see guidedPrediction */
   guidanceRescale?: number;
-  /** default ddim */
   sampler?: SamplerName;
   seed?: number;
   batch?: number;
@@ -68,6 +65,7 @@ export class StableDiffusionPipeline {
     readonly unet: UNet2DConditionModel,
     readonly vae: AutoencoderKL,
     readonly schedulerConfig: SchedulerConfig,
+    readonly generationDefaults: GenerationDefaults = DIFFUSERS_GENERATION_DEFAULTS,
   ) {}
 
   static fromPretrained(dir: string): StableDiffusionPipeline {
@@ -78,7 +76,7 @@ export class StableDiffusionPipeline {
     const vae = AutoencoderKL.fromPretrained(requireComponent(dir, index, 'vae', ['AutoencoderKL'])).model;
     const schedulerDir = requireComponent(dir, index, 'scheduler', ['DDIMScheduler', 'DDPMScheduler', 'PNDMScheduler', 'EulerDiscreteScheduler', 'LMSDiscreteScheduler', 'DPMSolverMultistepScheduler', 'EulerAncestralDiscreteScheduler']);
     const schedulerConfig = readComponentConfig<SchedulerConfig>(schedulerDir, 'scheduler_config.json');
-    return new StableDiffusionPipeline(dir, tokenizer, textEncoder, unet, vae, schedulerConfig);
+    return new StableDiffusionPipeline(dir, tokenizer, textEncoder, unet, vae, schedulerConfig, readGenerationDefaults(dir));
   }
 
   /** The image side the UNet was trained for. */
@@ -119,8 +117,9 @@ export class StableDiffusionPipeline {
   }
 
   async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const steps = options.steps ?? 50;
-    const guidance = options.guidance ?? 7.5;
+    const steps = options.steps ?? this.generationDefaults.steps;
+    const guidance = options.guidance ?? this.generationDefaults.guidance;
+    const guidanceRescale = options.guidanceRescale ?? this.generationDefaults.guidanceRescale;
     const batch = options.batch ?? 1;
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
     const height = options.height ?? this.defaultSize;
@@ -128,7 +127,7 @@ export class StableDiffusionPipeline {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
     if (!(guidance >= 0)) throw new Error(`guidance must be ≥ 0, got ${guidance}`);
     const useGuidance = guidance > 1;
-    const sampler = options.sampler ?? 'ddim';
+    const sampler = options.sampler ?? this.generationDefaults.sampler;
     if (!SAMPLER_NAMES.includes(sampler)) throw new Error(`sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${String(sampler)}`);
 
     const scheduler = sampler === 'ddim' ? this.makeScheduler() : new DPMSolverMultistepScheduler(this.schedulerConfig);
@@ -154,7 +153,7 @@ export class StableDiffusionPipeline {
           let noisePred = out;
           if (useGuidance) {
             [noisePredUncond, noisePredText] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
-            noisePred = guidedPrediction(noisePredUncond, noisePredText, guidance, options.guidanceRescale);
+            noisePred = guidedPrediction(noisePredUncond, noisePredText, guidance, guidanceRescale);
           }
           const { prevSample, predOriginalSample } = scheduler.step(noisePred, t, latents);
           options.onStep?.({

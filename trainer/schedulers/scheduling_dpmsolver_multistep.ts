@@ -11,6 +11,19 @@ const f = Math.fround;
 /** Where ᾱ reaches 0 (zero terminal SNR), diffusers clamps it so that λ stays finite. */
 const ZERO_SNR_ALPHA_CUMPROD = 2 ** -24;
 
+/** The DPMSolverMultistepScheduler options this solver is: a folder asking for another variant is refused, not misread. */
+export const DPM_SOLVER_VARIANT: Readonly<Record<string, unknown>> = {
+  algorithm_type: 'dpmsolver++',
+  solver_order: 2,
+  solver_type: 'midpoint',
+  final_sigmas_type: 'zero',
+  euler_at_final: false,
+  use_karras_sigmas: false,
+  use_exponential_sigmas: false,
+  use_beta_sigmas: false,
+  use_lu_lambdas: false,
+};
+
 export interface DPMSolverStepOutput {
   prevSample: tf.Tensor;
   predOriginalSample: tf.Tensor;
@@ -27,6 +40,11 @@ export class DPMSolverMultistepScheduler {
 
   constructor(readonly config: SchedulerConfig) {
     if (config.thresholding) throw new Error('DPM-Solver thresholding is not supported');
+    for (const [key, supported] of Object.entries(DPM_SOLVER_VARIANT)) {
+      if (config[key] !== undefined && config[key] !== supported) {
+        throw new Error(`DPM-Solver ${key} ${JSON.stringify(config[key])} is not supported (only ${JSON.stringify(supported)})`);
+      }
+    }
     const alphasCumprod = cumprodFloat32(makeBetas(config).map((b) => f(1 - b)));
     if (config.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = ZERO_SNR_ALPHA_CUMPROD;
     this.alphasCumprod = alphasCumprod;

@@ -28,9 +28,9 @@ export interface ComposeOptions {
   seed?: number;
   batch?: number;
   steps?: number;
-  /** classifier-free guidance scale (≤ 1 disables CFG) */
+  /** classifier-free guidance scale (≤ 1 disables CFG; default: the model's) */
   guidanceScale?: number;
-  /** diffusers' guidance_rescale φ in [0, 1] (default 0): see guidedPrediction */
+  /** diffusers' guidance_rescale φ in [0, 1] (default: the model's, see GenerationDefaults): see guidedPrediction */
   guidanceRescale?: number;
   height?: number;
   width?: number;
@@ -120,8 +120,8 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   const ablations = [...(options.ablations ?? [])];
   const control = resolveControl(preset, ablations, options.control);
   const steps = options.steps ?? 50;
-  const guidanceScale = options.guidanceScale ?? 7.5;
-  const guidanceRescale = options.guidanceRescale ?? 0;
+  const guidanceScale = options.guidanceScale ?? pipe.generationDefaults.guidance;
+  const guidanceRescale = options.guidanceRescale ?? pipe.generationDefaults.guidanceRescale;
   const batch = options.batch ?? 1;
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
   const height = options.height ?? pipe.defaultSize;

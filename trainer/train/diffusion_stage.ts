@@ -9,8 +9,10 @@ import { AutoencoderKL } from '../models/autoencoder_kl.ts';
 import { CLIPTextModel, type CLIPTextConfig } from '../models/clip_text_model.ts';
 import { UNet2DConditionModel } from '../models/unet_2d_condition.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { GENERATION_CONFIG_FILE, generationConfigJson, SCHEDULER_CLASS_OF_SAMPLER } from '../pipelines/generation_defaults.ts';
 import { tf } from '../runtime/backend.ts';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
+import { DPM_SOLVER_VARIANT } from '../schedulers/scheduling_dpmsolver_multistep.ts';
 import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
 import { evaluationSet, VALIDATION_FIRST_SEED } from '../world/evaluation_set.ts';
 import { writeClipTokenizer } from '../world/tokenizer_files.ts';
@@ -145,7 +147,7 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
 
 /**
  * Writes the diffusers pipeline folder: model_index.json, scheduler, tokenizer, text_encoder, unet and vae, with the
- * EMA weights of the text encoder and UNet, all in `dtype`.
+ * EMA weights of the text encoder and UNet, all in `dtype`, and generation_config.json with the recipe's sampling settings.
  */
 export async function exportPipeline(
   outDir: string,
@@ -159,6 +161,7 @@ export async function exportPipeline(
     mkdirSync(join(outDir, path, '..'), { recursive: true });
     writeFileSync(join(outDir, path), `${JSON.stringify(value, null, 2)}\n`);
   };
+  const schedulerClass = SCHEDULER_CLASS_OF_SAMPLER[recipe.generation.sampler];
   json('model_index.json', {
     _class_name: 'StableDiffusionPipeline',
     _diffusers_version: DIFFUSERS_VERSION,
@@ -166,13 +169,16 @@ export async function exportPipeline(
     feature_extractor: [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
-    scheduler: ['diffusers', 'DDIMScheduler'],
+    scheduler: ['diffusers', schedulerClass],
     text_encoder: ['transformers', 'CLIPTextModel'],
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: ['diffusers', 'UNet2DConditionModel'],
     vae: ['diffusers', 'AutoencoderKL'],
   });
-  json('scheduler/scheduler_config.json', { _class_name: 'DDIMScheduler', _diffusers_version: DIFFUSERS_VERSION, ...recipe.scheduler });
+  // the noise schedule is the one trained with; box-controlled synthesis reads it for DDIM whatever the class
+  const solverVariant = recipe.generation.sampler === 'dpm-solver++' ? DPM_SOLVER_VARIANT : {};
+  json('scheduler/scheduler_config.json', { _class_name: schedulerClass, _diffusers_version: DIFFUSERS_VERSION, ...recipe.scheduler, ...solverVariant });
+  json(GENERATION_CONFIG_FILE, generationConfigJson(recipe.generation));
   writeWorldTokenizer(join(outDir, 'tokenizer'), recipe);
   const torchDtype = dtype === 'F16' ? 'float16' : 'float32';
   json('text_encoder/config.json', { ...models.textEncoderConfig, torch_dtype: torchDtype });

@@ -2,7 +2,8 @@
 // evaluator, VAE reconstruction PSNR on held-out scenes, and the wall time of one generation.
 import type { RgbImage } from '../io/image.ts';
 import { tensorToRgbImages } from '../io/image.ts';
-import type { SamplerName, StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import type { SamplerName } from '../pipelines/generation_defaults.ts';
 import { tf } from '../runtime/backend.ts';
 import { join } from 'node:path';
 import { readRgb } from '../world/image.ts';

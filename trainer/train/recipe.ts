@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { AutoencoderKLConfig } from '../models/autoencoder_kl.ts';
 import type { UNet2DConditionConfig } from '../models/unet_2d_condition.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
+import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -101,6 +102,8 @@ export interface Recipe {
   vae: VaeStageRecipe;
   decoder: DecoderStageRecipe;
   diffusion: DiffusionStageRecipe;
+  /** what text-to-image with the exported model defaults to: its scheduler and generation_config.json (measured, not trained) */
+  generation: GenerationDefaults;
 }
 
 export class RecipeError extends Error {
@@ -178,7 +181,7 @@ function parseBookkeeping(raw: Json, where: string): StageBookkeeping {
 /** Validates a parsed recipe. Model configs are checked again, in full, by the model constructors. */
 export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const raw = object(input, source);
-  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'decoder', 'diffusion'], source);
+  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'decoder', 'diffusion', 'generation'], source);
   if (typeof raw.name !== 'string' || raw.name.length === 0) throw new RecipeError(`${source}.name must be a non-empty string`);
 
   const worldRaw = object(raw.world, `${source}.world`);
@@ -253,6 +256,17 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
   };
 
+  const generationRaw = object(raw.generation, `${source}.generation`);
+  checkKeys(generationRaw, ['sampler', 'steps', 'guidance', 'guidanceRescale'], `${source}.generation`);
+  const sampler = generationRaw.sampler as GenerationDefaults['sampler'];
+  if (!SAMPLER_NAMES.includes(sampler)) throw new RecipeError(`${source}.generation.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(sampler)}`);
+  const generation: GenerationDefaults = {
+    sampler,
+    steps: number(generationRaw, 'steps', `${source}.generation`, positiveInteger, 'a positive integer'),
+    guidance: number(generationRaw, 'guidance', `${source}.generation`, nonNegative, 'non-negative'),
+    guidanceRescale: number(generationRaw, 'guidanceRescale', `${source}.generation`, unitInterval, 'in [0, 1]'),
+  };
+
   checkScheduleFits(vae, `${source}.vae`);
   checkScheduleFits(decoder, `${source}.decoder`);
   checkScheduleFits(diffusion, `${source}.diffusion`);
@@ -266,6 +280,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     vae,
     decoder,
     diffusion,
+    generation,
   };
 }
 

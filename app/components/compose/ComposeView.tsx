@@ -211,7 +211,8 @@ export function ComposeView({ projectId }: { projectId: string }) {
   }, [settings, storageKey]);
 
   useEffect(() => {
-    if (settings || !tokensQuery.data) return;
+    if (settings || !tokensQuery.data || model.isPending) return;
+    const generation = model.data?.available ? model.data.generation : null;
     const prompt = initialPrompt(tokensQuery.data);
     const defaults: Settings = {
       prompt,
@@ -220,8 +221,8 @@ export function ComposeView({ projectId }: { projectId: string }) {
       seed: randomSeed(),
       batch: 1,
       steps: 50,
-      guidanceScale: 7.5,
-      guidanceRescale: 0,
+      guidanceScale: generation?.guidance ?? 7.5,
+      guidanceRescale: generation?.guidanceRescale ?? 0,
       preset: 'mifo',
       ablations: [],
       crossMask: true,
@@ -232,7 +233,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
     };
     const saved = sessionStorage.getItem(storageKey);
     setSettings(saved ? { ...defaults, ...(JSON.parse(saved) as Partial<Settings>) } : defaults);
-  }, [settings, storageKey, tokensQuery.data]);
+  }, [settings, storageKey, tokensQuery.data, model.isPending, model.data]);
 
   // The running composition of this project, also after a reload.
   useEffect(() => {

@@ -90,8 +90,9 @@ export const studioRouter = router({
         seed: z.number().int().min(0).max(2 ** 31 - 1),
         batch: z.number().int().min(1).max(8),
         steps: z.number().int().min(1).max(200),
-        guidanceScale: z.number().min(0).max(30),
-        guidanceRescale: z.number().min(0).max(1).default(0),
+        /** default: the model's */
+        guidanceScale: z.number().min(0).max(30).optional(),
+        guidanceRescale: z.number().min(0).max(1).optional(),
         preset: z.enum(COMPOSE_PRESETS),
         ablations: z.array(z.enum(COMPOSE_ABLATIONS)).default([]),
         control: z.record(z.string(), z.unknown()).default({}),

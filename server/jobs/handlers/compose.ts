@@ -40,7 +40,7 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
   const total = input.steps * runs.length;
   const variants: ComposeVariantResult[] = [];
   let control: JsonValue = null;
-  let size = { height: pipe.defaultSize, width: pipe.defaultSize };
+  let used = { height: pipe.defaultSize, width: pipe.defaultSize, guidanceScale: 0, guidanceRescale: 0 };
   for (const [run, variant] of runs.entries()) {
     const preset = variant === 'box control' ? input.preset : 'off';
     const offset = run * input.steps;
@@ -96,7 +96,8 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
       variants.push({ variant, preset, images, record: stored.sha256, subjects: result.record.subjects.map((s) => s.text), seconds: result.record.seconds });
       if (run === 0) {
         control = JSON.parse(JSON.stringify(result.record.control)) as JsonValue;
-        size = { height: result.record.height, width: result.record.width };
+        const { height, width, guidanceScale, guidanceRescale } = result.record;
+        used = { height, width, guidanceScale, guidanceRescale };
       }
       context.log(`${variant}: ${images.length} image(s) in ${result.record.seconds.toFixed(1)} s`);
     } finally {
@@ -104,5 +105,5 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
       result.latents.dispose();
     }
   }
-  return { model: modelDir, ...size, control, variants };
+  return { model: modelDir, ...used, control, variants };
 }

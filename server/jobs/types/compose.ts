@@ -37,9 +37,10 @@ export const composeInput = z
     seed: z.number().int().min(0).max(2 ** 31 - 1),
     batch: z.number().int().min(1).max(8).default(1),
     steps: z.number().int().min(1).max(200).default(50),
-    guidanceScale: z.number().min(0).max(30).default(7.5),
-    /** diffusers' guidance_rescale (0: plain classifier-free guidance) */
-    guidanceRescale: z.number().min(0).max(1).default(0),
+    /** default: the model's (generation_config.json), else 7.5 */
+    guidanceScale: z.number().min(0).max(30).optional(),
+    /** diffusers' guidance_rescale (0: plain classifier-free guidance); default: the model's, else 0 */
+    guidanceRescale: z.number().min(0).max(1).optional(),
     preset: z.enum(COMPOSE_PRESETS).default('mifo'),
     ablations: z.array(z.enum(COMPOSE_ABLATIONS)).max(COMPOSE_ABLATIONS.length).default([]),
     /** overrides of the preset's knobs (trainer/synth/options.ts ControlOverrides); checked by the worker */
@@ -69,6 +70,9 @@ export type ComposeJobResult = {
   model: string;
   height: number;
   width: number;
+  /** as used: the request's, else the model's defaults */
+  guidanceScale: number;
+  guidanceRescale: number;
   /** the resolved control knobs of the first variant */
   control: JsonValue;
   variants: ComposeVariantResult[];
@@ -89,7 +93,7 @@ export const composeJob: JobDefinition<ComposeJobInput> = {
 function recordGenerations(db: Db, job: JobRecord, result: JsonValue): void {
   if (!job.projectId) return;
   const input = composeInput.parse(job.input);
-  const { model, height, width, variants, control } = result as ComposeJobResult;
+  const { model, height, width, guidanceScale, guidanceRescale, variants, control } = result as ComposeJobResult;
   const projects = new ProjectStore(db);
   for (const variant of variants) {
     variant.images.forEach((image, index) =>
@@ -111,8 +115,8 @@ function recordGenerations(db: Db, job: JobRecord, result: JsonValue): void {
           batch: input.batch,
           index,
           steps: input.steps,
-          guidanceScale: input.guidanceScale,
-          guidanceRescale: input.guidanceRescale,
+          guidanceScale,
+          guidanceRescale,
           height,
           width,
           preset: variant.preset,

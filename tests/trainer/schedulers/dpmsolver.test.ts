@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
 import { DDIMScheduler } from '../../../trainer/schedulers/scheduling_ddim.ts';
-import { DPMSolverMultistepScheduler } from '../../../trainer/schedulers/scheduling_dpmsolver_multistep.ts';
+import { DPM_SOLVER_VARIANT, DPMSolverMultistepScheduler } from '../../../trainer/schedulers/scheduling_dpmsolver_multistep.ts';
 import { cumprodFloat32, makeBetas, type SchedulerConfig } from '../../../trainer/schedulers/scheduling_utils.ts';
 import { setupRuntime } from '../../helpers.ts';
 
@@ -111,4 +111,12 @@ test('steps out of order, or before setTimesteps, are refused; the history is fr
   dpm.dispose();
   assert.equal(tf.memory().numTensors, before);
   x.dispose();
+});
+
+test('a folder asking for another DPM-Solver variant is refused, the diffusers defaults are accepted', () => {
+  assert.throws(() => new DPMSolverMultistepScheduler({ ...ZERO_SNR_V, algorithm_type: 'sde-dpmsolver++' }), /algorithm_type "sde-dpmsolver\+\+" is not supported/);
+  assert.throws(() => new DPMSolverMultistepScheduler({ ...ZERO_SNR_V, solver_order: 3 }), /solver_order 3 is not supported \(only 2\)/);
+  assert.throws(() => new DPMSolverMultistepScheduler({ ...ZERO_SNR_V, use_karras_sigmas: true }), /use_karras_sigmas true/);
+  const explicit = new DPMSolverMultistepScheduler({ ...ZERO_SNR_V, ...DPM_SOLVER_VARIANT, lower_order_final: true });
+  assert.deepEqual([...explicit.setTimesteps(10)], [...new DPMSolverMultistepScheduler(ZERO_SNR_V).setTimesteps(10)]);
 });

@@ -98,6 +98,13 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe(withOptimizer({ decaySteps: 2 })), /decaySteps belongs to the "warmup_stable_decay" schedule/);
     assert.throws(() => parseRecipe(withOptimizer({ schedule: 'warmup_stable_decay', decaySteps: 4 })), /diffusion: optimizer.warmupSteps \+ decaySteps \(5\) exceed steps \(4\)/);
     assert.equal(parseRecipe(withOptimizer({ schedule: 'warmup_stable_decay', decaySteps: 3 })).diffusion.optimizer.decaySteps, 3);
+    const { generation, ...withoutGeneration } = raw;
+    assert.throws(() => parseRecipe(withoutGeneration), /recipe.generation must be an object/);
+    assert.throws(() => parseRecipe({ ...raw, generation: { ...generation, sampler: 'euler' } }), /generation.sampler must be one of ddim, dpm-solver\+\+, got "euler"/);
+    assert.throws(() => parseRecipe({ ...raw, generation: { ...generation, guidanceRescale: 2 } }), /generation.guidanceRescale must be in \[0, 1\], got 2/);
+    // sampling settings are chosen after training: changing them leaves the checkpoints valid
+    const resampled = parseRecipe({ ...raw, generation: { ...generation, sampler: 'ddim', steps: 50 } });
+    assert.equal(stageFingerprint(resampled, 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
   });
 
   test('learning-rate schedules: linear warm-up from 0, then constant or cosine down to minFactor', () => {
@@ -250,10 +257,20 @@ describe('resume and export', () => {
     const pipeline = StableDiffusionPipeline.fromPretrained(out);
     assert.equal(pipeline.defaultSize, recipe.world.imageSize);
     assert.equal(pipeline.tokenize(['a photo of a red circle on snow'])[0]!.length, recipe.textEncoder.maxLength);
-    const generated = await pipeline.generate({ prompt: 'a photo of a red striped circle on snow', steps: 3, guidance: 4, seed: 1 });
+    // the folder names the recipe's sampler and settings, and text-to-image defaults to them
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'model_index.json'), 'utf8')).scheduler, ['diffusers', 'DPMSolverMultistepScheduler']);
+    assert.deepEqual(pipeline.generationDefaults, recipe.generation);
+    const prompt = 'a photo of a red striped circle on snow';
+    const generated = await pipeline.generate({ prompt, seed: 1 });
+    assert.equal(generated.timesteps.length, recipe.generation.steps);
     assert.deepEqual(generated.images.shape, [1, 32, 32, 3]);
     assert.ok((generated.images.dataSync() as Float32Array).every((v) => v >= 0 && v <= 1));
-    tf.dispose([generated.images, generated.latents]);
+    const { sampler, steps, guidance, guidanceRescale } = recipe.generation;
+    const explicit = await pipeline.generate({ prompt, seed: 1, sampler, steps, guidance, guidanceRescale });
+    const withDdim = await pipeline.generate({ prompt, seed: 1, sampler: 'ddim' });
+    assert.deepEqual(explicit.images.dataSync(), generated.images.dataSync());
+    assert.notDeepEqual(withDdim.images.dataSync(), generated.images.dataSync());
+    tf.dispose([generated, explicit, withDdim].flatMap((result) => [result.images, result.latents]));
 
     const drawing = { steps: 2, guidance: 3, guidanceRescale: 0, sampler: 'ddim' as const };
     const kept = join(straight, 'judged');
