@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
 import { learn } from '../learn/learn.ts';
-import { ATTENTION_MODES, type AttentionMode } from '../learn/losses.ts';
-import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions, type PresetName } from '../learn/options.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseNumber, parseOptions, requireString } from './args.ts';
+import { ATTENTION_MODES } from '../learn/losses.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions} from '../learn/options.ts';
+import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseOptionalNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -69,26 +69,21 @@ export async function run(argv: string[]): Promise<void> {
   const masks = (values.mask ?? []).map((m) => resolve(m));
   if (masks.length === 0) throw new CliError('at least one --mask is required');
   const out = resolve(requireString(values.out, 'out'));
-  const preset = (values.preset ?? 'paper') as PresetName;
-  if (!PRESET_NAMES.includes(preset)) throw new CliError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${values.preset}'`);
-  const attention = values.attention as AttentionMode | undefined;
-  if (attention !== undefined && !ATTENTION_MODES.includes(attention)) throw new CliError(`--attention must be one of ${ATTENTION_MODES.join(', ')}`);
-  if (values.sampling !== undefined && values.sampling !== 'joint' && values.sampling !== 'separate') throw new CliError('--sampling must be joint or separate');
-  const phase2Mode = values['phase2-mode'];
-  if (phase2Mode !== undefined && phase2Mode !== 'lora' && phase2Mode !== 'full') throw new CliError('--phase2-mode must be lora or full');
+  const preset = parseChoice(values.preset, 'preset', PRESET_NAMES) ?? 'paper';
+  const attention = parseChoice(values.attention, 'attention', ATTENTION_MODES);
 
   let options: DeepPartial<LearnOptions> = {
-    seed: values.seed === undefined ? undefined : parseNumber(values.seed, 'seed', 0, isNonNegativeInteger),
-    sampling: values.sampling as LearnOptions['sampling'] | undefined,
+    seed: parseOptionalNumber(values.seed, 'seed', isNonNegativeInteger),
+    sampling: parseChoice(values.sampling, 'sampling', ['joint', 'separate']),
     phase1: {
       enabled: values['no-phase1'] ? false : undefined,
-      steps: values.steps1 === undefined ? undefined : parseNumber(values.steps1, 'steps1', 0, isPositiveInteger),
+      steps: parseOptionalNumber(values.steps1, 'steps1', isPositiveInteger),
       attention: attention ? { mode: attention } : undefined,
     },
     phase2: {
       enabled: values['no-phase2'] ? false : undefined,
-      steps: values.steps2 === undefined ? undefined : parseNumber(values.steps2, 'steps2', 0, isPositiveInteger),
-      mode: phase2Mode as LearnOptions['phase2']['mode'] | undefined,
+      steps: parseOptionalNumber(values.steps2, 'steps2', isPositiveInteger),
+      mode: parseChoice(values['phase2-mode'], 'phase2-mode', ['lora', 'full']),
       prior: values.prior ? true : undefined,
     },
     prior: values['class-prompt'] ? { classPrompt: values['class-prompt'] } : undefined,

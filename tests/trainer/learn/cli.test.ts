@@ -37,6 +37,9 @@ describe('mifo learn', () => {
   test('bad input is a usage error naming the option', async () => {
     assert.equal(await main(['learn', '--model', fixtureModel('tiny-sd2'), '--image', TWO_OBJECTS.image, '--out', join(root, 'x')]), 2);
     assert.equal(await main(['learn', ...inputs, '--attention', 'sometimes', '--out', join(root, 'x')]), 2);
+    assert.equal(await main(['learn', ...inputs, '--sampling', 'together', '--out', join(root, 'x')]), 2);
+    assert.equal(await main(['learn', ...inputs, '--phase2-mode', 'half', '--out', join(root, 'x')]), 2);
+    assert.equal(await main(['learn', ...inputs, '--preset', 'slow', '--out', join(root, 'x')]), 2);
     assert.equal(await main(['learn', ...inputs, '--set', 'phase1.optimiser.learningRate=1', '--out', join(root, 'x')]), 2);
     assert.ok(!existsSync(join(root, 'x', 'manifest.json')));
   });
