@@ -9,12 +9,15 @@
 //     --max-steps N      stop (with a checkpoint) after N optimizer steps in this run
 //     --max-minutes M    stop (with a checkpoint) after M minutes in this run
 //     --export DIR       only export the latest stage-2 checkpoint (EMA weights) to DIR, then exit
+//     --rewind-to-stable only put stage 2 back to the checkpoint where its learning rate began to decay (the later
+//                        one is kept as diffusion/checkpoint-decayed-sN), then exit: raise diffusion.steps in the
+//                        recipe and rerun to train longer at the full rate before the decay
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { readRecipe } from '../trainer/train/recipe.ts';
-import { exportCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
+import { exportCheckpoint, rewindToStableCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     'max-steps': { type: 'string' },
     'max-minutes': { type: 'string' },
     export: { type: 'string' },
+    'rewind-to-stable': { type: 'boolean' },
   },
 });
 
@@ -36,7 +40,10 @@ const stamp = () => new Date().toISOString().slice(0, 19).replace('T', ' ');
 const say = (message: string) => console.log(`${stamp()} ${message}`);
 say(`recipe ${recipe.name} (${resolve(values.recipe)}), engine: ${runtime.description}`);
 
-if (values.export) {
+if (values['rewind-to-stable']) {
+  const { from, to, keptAs } = rewindToStableCheckpoint(resolve(values.work));
+  say(`stage 2 goes back from step ${from} to step ${to}, where its decay began (step ${from} kept in ${keptAs})`);
+} else if (values.export) {
   const step = await exportCheckpoint(recipe, resolve(values.work), resolve(values.export));
   say(`exported the stage-2 checkpoint at step ${step} to ${resolve(values.export)}`);
 } else {

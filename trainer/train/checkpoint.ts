@@ -2,7 +2,7 @@
 // safetensors file with the trainable parameters, the AdamW moments and the EMA weights, all float32 in the engine's
 // layout, so a resumed run continues bit for bit. The JSON is replaced atomically after its tensors are on disk and
 // older tensor files are removed only then, so a crash mid-write leaves the previous checkpoint usable.
-import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson } from '../io/diffusers.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
@@ -99,6 +99,20 @@ export function writeStageCheckpoint(dir: string, snapshot: StageSnapshot): void
   writeFileSync(temp, `${JSON.stringify(state, null, 1)}\n`);
   renameSync(temp, join(dir, STATE_FILE));
   for (const name of readdirSync(dir)) if (name !== tensorFile && TENSOR_FILE.test(name)) unlinkSync(join(dir, name));
+}
+
+/** Copies the checkpoint in `fromDir` to `toDir`, replacing what is there only once the copy is whole. */
+export function copyStageCheckpoint(fromDir: string, toDir: string): StageCheckpointState {
+  const state = readStageCheckpointState(fromDir);
+  if (!state) throw new Error(`${fromDir} holds no checkpoint to copy`);
+  const temp = `${toDir}.tmp-${process.pid}`;
+  rmSync(temp, { recursive: true, force: true });
+  mkdirSync(temp, { recursive: true });
+  copyFileSync(join(fromDir, state.tensors), join(temp, state.tensors));
+  copyFileSync(join(fromDir, STATE_FILE), join(temp, STATE_FILE));
+  rmSync(toDir, { recursive: true, force: true });
+  renameSync(temp, toDir);
+  return state;
 }
 
 export function readStageCheckpointState(dir: string): StageCheckpointState | null {

@@ -3,12 +3,13 @@
 // log, checkpoint and preview at their intervals. A stop request (signal or step budget) ends the loop after the
 // current step with a checkpoint, so the next run continues exactly there. A batch larger than the wasm heap holds is
 // split into micro-batches whose gradients are accumulated (planned once, on the first step of a run).
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm } from '../learn/optim.ts';
 import { tf } from '../runtime/backend.ts';
 import { accumulateGradients, heapStats, planBatch, splitBatch } from '../runtime/memory.ts';
 import type { Generator } from '../util/random.ts';
-import { restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter, type StageName } from './checkpoint.ts';
+import { copyStageCheckpoint, restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter, type StageName } from './checkpoint.ts';
 import type { ExponentialMovingAverage } from './ema.ts';
 import type { LossLog, LossRecord } from './log.ts';
 import { learningRateFactor, type OptimizerRecipe, type StageBookkeeping } from './recipe.ts';
@@ -69,6 +70,13 @@ export interface StageRunResult {
   elapsedMs: number;
 }
 
+/**
+ * Under warm-up-stable-decay, the checkpoint of the last step at the full rate is kept here (in the stage's folder):
+ * a run that ends short of its goal can go back to it and continue at the full rate for longer before decaying
+ * (rewindToStableCheckpoint), which the steps already decayed would not allow.
+ */
+export const STABLE_CHECKPOINT_DIR = 'checkpoint-before-decay';
+
 export async function runStage(stage: TrainingStage, options: StageRunOptions): Promise<StageRunResult> {
   const { settings, parameters } = stage;
   const { log, generator } = options;
@@ -111,6 +119,14 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
       schedule,
     });
 
+  const decayStart = settings.optimizer.schedule === 'warmup_stable_decay' ? settings.steps - settings.optimizer.decaySteps! : null;
+  const stableDir = join(options.dir, STABLE_CHECKPOINT_DIR);
+  const keepStableCheckpoint = () => {
+    copyStageCheckpoint(checkpointDir, stableDir);
+    say(`${stage.name}: the learning rate decays from step ${step}; its checkpoint is kept in ${STABLE_CHECKPOINT_DIR}/`);
+  };
+  // a run stopped between the checkpoint and its copy
+  if (resumed && step === decayStart && !existsSync(stableDir)) keepStableCheckpoint();
   let stepsThisRun = 0;
   let lastCheckpoint = step;
   const variables = parameters.map((p) => p.variable);
@@ -152,10 +168,11 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
         await stage.preview(previewDir, step);
         elapsedMs += performance.now() - t;
       }
-      if (step % settings.checkpointEvery === 0 || step === settings.steps) {
+      if (step % settings.checkpointEvery === 0 || step === settings.steps || step === decayStart) {
         checkpoint();
         lastCheckpoint = step;
       }
+      if (step === decayStart) keepStableCheckpoint();
     }
     if (lastCheckpoint !== step) checkpoint();
   } finally {

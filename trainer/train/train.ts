@@ -7,16 +7,18 @@
 //   decoder/checkpoint/    stage-1b checkpoint; decoder/previews/
 //   decoder/model/         the final VAE: stage-1 encoder, fine-tuned decoder; marks stage 1b done
 //   diffusion/checkpoint/  stage-2 checkpoint (weights, AdamW moments, EMA); diffusion/previews/ held-out captions
+//   diffusion/checkpoint-before-decay/
+//                          the stage-2 checkpoint where a warm-up-stable-decay schedule starts its decay
 //   diffusion/tokenizer/   the world's CLIP tokenizer
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW } from '../learn/optim.ts';
 import { Generator } from '../util/random.ts';
-import { restoreStageCheckpoint } from './checkpoint.ts';
+import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint } from './checkpoint.ts';
 import { createDiffusionModels, diffusionTrainingStage, exportPipeline } from './diffusion_stage.ts';
 import { LossLog } from './log.ts';
 import type { Recipe } from './recipe.ts';
-import { runStage } from './stage.ts';
+import { runStage, STABLE_CHECKPOINT_DIR } from './stage.ts';
 import { AutoencoderKL } from '../models/autoencoder_kl.ts';
 import { stageProgress, writeTrainingRecord } from './model_card.ts';
 import { createVae, decoderTrainingStage, heldOutScenes, latentScalingFactor, measureReconstruction, saveVae, vaeTrainingStage } from './vae_stage.ts';
@@ -178,4 +180,24 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
     models.unet.store.dispose();
     models.vae.store.dispose();
   }
+}
+
+/**
+ * Puts stage 2 back where its learning rate began to decay, so that a recipe with more steps continues from there at
+ * the full rate. The checkpoint it replaces is kept as diffusion/checkpoint-decayed-sN. Returns both steps.
+ */
+export function rewindToStableCheckpoint(workDir: string): { from: number; to: number; keptAs: string } {
+  const stageDir = join(workDir, 'diffusion');
+  const stableDir = join(stageDir, STABLE_CHECKPOINT_DIR);
+  const stable = readStageCheckpointState(stableDir);
+  if (!stable) throw new Error(`${stableDir} holds no checkpoint: stage 2 has not reached the start of its decay`);
+  const checkpointDir = join(stageDir, 'checkpoint');
+  const current = readStageCheckpointState(checkpointDir);
+  if (!current) throw new Error(`${checkpointDir} holds no checkpoint`);
+  if (current.step <= stable.step) throw new Error(`stage 2 is at step ${current.step}, not past the start of its decay (step ${stable.step}): nothing to go back from`);
+  const keptAs = join(stageDir, `checkpoint-decayed-s${current.step}`);
+  if (existsSync(keptAs)) throw new Error(`${keptAs} exists already: move it away first`);
+  renameSync(checkpointDir, keptAs);
+  copyStageCheckpoint(stableDir, checkpointDir);
+  return { from: current.step, to: stable.step, keptAs };
 }

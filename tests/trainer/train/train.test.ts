@@ -18,8 +18,8 @@ import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
 import { firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
-import { runStage, type TrainingStage } from '../../../trainer/train/stage.ts';
-import { exportCheckpoint, finalVaeDir, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
+import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
+import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
 import { Generator } from '../../../trainer/util/random.ts';
 import { evaluationSet } from '../../../trainer/world/evaluation_set.ts';
@@ -361,6 +361,38 @@ describe('resume and export', () => {
     const rate = recipe.diffusion.optimizer.learningRate;
     assert.deepEqual(rates.slice(0, 3), [rate, rate, rate]);
     assert.ok(Math.abs(rates[3]! - rate / 3) < 1e-15, `the last step's rate is ${rates[3]}, expected a third of ${rate}`);
+  });
+
+  test('the checkpoint where the decay begins is kept; going back to it with more steps equals the longer run', async () => {
+    const wsd = (steps: number) =>
+      tinyRecipe((r) => {
+        for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+        r.diffusion.steps = steps;
+        r.diffusion.previewEvery = 0;
+        r.diffusion.optimizer = { ...r.diffusion.optimizer, schedule: 'warmup_stable_decay', decaySteps: 2 };
+      });
+    // both runs start stage 2 afresh on the VAE of the straight run
+    const startStageTwo = (name: string) => {
+      const dir = join(scratch, name);
+      cpSync(straight, dir, { recursive: true });
+      rmSync(join(dir, 'diffusion', 'checkpoint'), { recursive: true });
+      return { workDir: dir, outDir: join(dir, 'model') };
+    };
+    const rewound = startStageTwo('wsd-rewound');
+    assert.throws(() => rewindToStableCheckpoint(rewound.workDir), /has not reached the start of its decay/);
+    assert.equal((await trainDefaultModel(wsd(6), rewound)).diffusionStep, 6);
+    assert.equal(readStageCheckpointState(join(rewound.workDir, 'diffusion', STABLE_CHECKPOINT_DIR))!.step, 4);
+    assert.deepEqual(rewindToStableCheckpoint(rewound.workDir), { from: 6, to: 4, keptAs: join(rewound.workDir, 'diffusion', 'checkpoint-decayed-s6') });
+    assert.equal(readStageCheckpointState(join(rewound.workDir, 'diffusion', 'checkpoint-decayed-s6'))!.step, 6);
+    assert.throws(() => rewindToStableCheckpoint(rewound.workDir), /stage 2 is at step 4, not past the start of its decay \(step 4\)/);
+    assert.deepEqual(await trainDefaultModel(wsd(8), rewound), { completed: true, vaeStep: 4, decoderStep: 2, diffusionStep: 8 });
+
+    const longer = startStageTwo('wsd-longer');
+    await trainDefaultModel(wsd(8), longer);
+    const a = checkpointTensors(longer.workDir, 'diffusion');
+    const b = checkpointTensors(rewound.workDir, 'diffusion');
+    for (const [key, values] of a) assert.ok(Buffer.from(values.buffer).equals(Buffer.from(b.get(key)!.buffer)), `${key} differs after going back`);
+    assert.deepEqual(withoutTimes(rewound.workDir), withoutTimes(longer.workDir));
   });
 
   test('the latest checkpoint exports on demand; a changed recipe is refused', async () => {
