@@ -189,6 +189,38 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
   await page.keyboard.press('Enter');
   await expect(rows).toHaveCount(2);
   await expect(rows.nth(1)).toContainText('click-to-segment mask', { timeout: 30_000 });
+  await expect(page.getByText('All changes saved')).toBeVisible();
+  const undo = page.getByRole('button', { name: 'Undo', exact: true });
+  const redo = page.getByRole('button', { name: 'Redo', exact: true });
+
+  // Two clicks made before SAM answers the first are one undo step: the mask between them was never shown.
+  const isSegment = (url: URL) => url.pathname.includes('masks.segment');
+  let releaseSegments = () => {};
+  const held = new Promise<void>((resolve) => (releaseSegments = resolve));
+  let answered = 0;
+  page.on('requestfinished', (request) => void (isSegment(new URL(request.url())) && answered++));
+  await page.route(isSegment, async (route) => {
+    await held;
+    await route.continue();
+  });
+  for (const dx of [-4, 4]) {
+    const point = await toScreen([hexagon[0] + dx, hexagon[1]]);
+    await page.mouse.click(point.x, point.y);
+  }
+  releaseSegments();
+  await expect.poll(() => answered).toBe(2);
+  await page.unroute(isSegment);
+  await expect(page.getByText('All changes saved')).toBeVisible();
+  await undo.click(); // back to the one keyboard click
+  await expect(rows.nth(1)).toContainText('click-to-segment mask');
+  await undo.click();
+  await expect(undo).toBeDisabled();
+  await expect(rows.nth(1)).toContainText('no mask yet');
+  await redo.click();
+  await redo.click();
+  await expect(redo).toBeDisabled();
+  await expect(rows.nth(1)).toContainText('click-to-segment mask');
+  await expect(page.getByText('All changes saved')).toBeVisible();
 
   // Brush a blob into a new instance, then erase part of it.
   await page.getByRole('button', { name: '+ New instance' }).click();
@@ -205,8 +237,6 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
   await page.mouse.click(erase.x, erase.y);
   await expect(page.getByText('All changes saved')).toBeVisible();
   // Undo takes back the eraser and the stroke (the mask is empty again); redo brings both back.
-  const undo = page.getByRole('button', { name: 'Undo', exact: true });
-  const redo = page.getByRole('button', { name: 'Redo', exact: true });
   await undo.click();
   await undo.click();
   await expect(undo).toBeDisabled();

@@ -1,25 +1,22 @@
 // What the web server knows about the base model without loading it: its folder (MIFO_MODEL, else the embedded
 // models/default, as the workers resolve it), its name, the square resolution it learns and composes at and the
 // generation settings it recommends, read from the diffusers JSON files.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { defaultModelDir } from '../../trainer/cli/default_model.ts';
+import { readJson } from '../../trainer/io/model_index.ts';
 import { readGenerationDefaults, type GenerationDefaults } from '../../trainer/pipelines/generation_defaults.ts';
 
 export type ModelInfo =
   | { available: true; dir: string; name: string; resolution: number; generation: GenerationDefaults }
   | { available: false; problem: string };
 
-function readJson(path: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-}
-
 export function readModelInfo(dir: string): ModelInfo {
   if (!existsSync(join(dir, 'model_index.json'))) return { available: false, problem: `${dir} is not a diffusers model folder (no model_index.json)` };
   try {
-    const index = readJson(join(dir, 'model_index.json'));
-    const unet = readJson(join(dir, 'unet', 'config.json'));
-    const vae = readJson(join(dir, 'vae', 'config.json'));
+    const index = readJson<Record<string, unknown>>(join(dir, 'model_index.json'));
+    const unet = readJson<Record<string, unknown>>(join(dir, 'unet', 'config.json'));
+    const vae = readJson<Record<string, unknown>>(join(dir, 'vae', 'config.json'));
     const sampleSize = Number(unet.sample_size ?? 64);
     const vaeLevels = Array.isArray(vae.block_out_channels) ? vae.block_out_channels.length : 4;
     const name = typeof index._name_or_path === 'string' && index._name_or_path ? basename(index._name_or_path) : basename(dir);

@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { findWeightFiles, readJson, readPipelineIndex } from '../io/diffusers.ts';
+import { findWeightFiles } from '../io/diffusers.ts';
+import { readJson, readPipelineIndex } from '../io/model_index.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
 
 export const CONCEPT_FORMAT = 'mifo-concept';

@@ -3,7 +3,7 @@
 // tensors are on disk, so a crash mid-write leaves the previous checkpoint intact.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJson } from '../io/diffusers.ts';
+import { readJson } from '../io/model_index.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { GeneratorState } from '../util/random.ts';
 import type { AttentionMass, LossTerms, Phase } from './events.ts';

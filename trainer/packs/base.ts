@@ -3,7 +3,8 @@
 // headers (no weights are loaded, no tensor engine is needed).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJson, readPipelineIndex, requireComponent, WeightSource } from '../io/diffusers.ts';
+import { requireComponent, WeightSource } from '../io/diffusers.ts';
+import { readJson, readPipelineIndex } from '../io/model_index.ts';
 import { hashModelWeights, modelId } from '../concepts/format.ts';
 import { kohyaModuleName, PackBaseModelError, PackError, TOKEN_PATTERN, type LoraComponent, type Pack } from './format.ts';
 

@@ -4,7 +4,7 @@
 // best at, as the embedded model does. No tensor code here: the web server reads these without loading a model.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFolderError, readJson, readPipelineIndex } from '../io/diffusers.ts';
+import { ModelFolderError, readJson, readPipelineIndex } from '../io/model_index.ts';
 
 /** The samplers of text-to-image: DDIM (box-controlled synthesis always uses it, as the MIFO reference) and DPM-Solver++(2M). */
 export const SAMPLER_NAMES = ['ddim', 'dpm-solver++'] as const;

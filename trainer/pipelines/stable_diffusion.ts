@@ -1,7 +1,8 @@
 // Text-to-image with classifier-free guidance and DDIM, as diffusers' StableDiffusionPipeline, plus the loading of
 // a whole diffusers folder that every stage (learning, synthesis, the studio) starts from.
 import { tf } from '../runtime/backend.ts';
-import { readComponentConfig, readPipelineIndex, requireComponent } from '../io/diffusers.ts';
+import { readComponentConfig, requireComponent } from '../io/diffusers.ts';
+import { readPipelineIndex } from '../io/model_index.ts';
 import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
 import { CLIPTextModel } from '../models/clip_text_model.ts';
 import { UNet2DConditionModel, type UNetForwardOptions } from '../models/unet_2d_condition.ts';

@@ -5,7 +5,7 @@
 // is what the upstream tokenizer does, and the text encoder was trained with it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJson } from '../io/diffusers.ts';
+import { readJson } from '../io/model_index.ts';
 import { bytesToUnicode, unicodeToBytes } from './byte_level.ts';
 import { basicClean } from './text_cleanup.ts';
 

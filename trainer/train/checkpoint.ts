@@ -4,7 +4,7 @@
 // older tensor files are removed only then, so a crash mid-write leaves the previous checkpoint usable.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJson } from '../io/diffusers.ts';
+import { readJson } from '../io/model_index.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { AdamW } from '../learn/optim.ts';
 import { tf } from '../runtime/backend.ts';

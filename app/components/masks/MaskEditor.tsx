@@ -96,6 +96,13 @@ export function MaskEditor({ projectId }: { projectId: string }) {
   const canvas = useRef<MaskCanvasHandle>(null);
   const saveTimer = useRef<{ timer: ReturnType<typeof setTimeout>; snapshot: Editing } | null>(null);
   const samRequest = useRef(0);
+  /** the instance whose click still waits for SAM's answer: further clicks join that click's undo step */
+  const samPendingFor = useRef<string | null>(null);
+  /** drops the answer of the click in flight (a stroke, undo or clear has replaced what it would segment) */
+  const cancelSam = () => {
+    samRequest.current++;
+    samPendingFor.current = null;
+  };
   const history = useRef(new MaskHistory());
 
   const invalidate = useCallback(() => queryClient.invalidateQueries({ queryKey: trpc.projects.get.queryKey({ id: projectId }) }), [projectId, queryClient, trpc]);
@@ -258,13 +265,15 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         setProblem(`A new instance could not be added: ${errorMessage(error)}`);
         return;
       }
-      history.current.record(target.instanceId, target);
+      // the masks between clicks whose answers have not come back are not states anyone saw
+      if (samPendingFor.current !== target.instanceId) history.current.record(target.instanceId, target);
       target.points = points;
       target.box = box;
       target.source = 'sam';
       target.pendingSha = null;
       redraw();
       const request = ++samRequest.current;
+      samPendingFor.current = target.instanceId;
       try {
         const result = await segmentMask({ projectId, points, box });
         const bits = await loadMaskBits(result.dataUrl, width, height);
@@ -274,6 +283,8 @@ export function MaskEditor({ projectId }: { projectId: string }) {
         scheduleSave();
       } catch (error) {
         if (request === samRequest.current) setProblem(errorMessage(error));
+      } finally {
+        if (request === samRequest.current) samPendingFor.current = null;
       }
     },
     [ensureEditing, height, projectId, redraw, scheduleSave, segmentMask, width],
@@ -302,7 +313,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
       (target) => {
         if (strokeStarts) {
           // a click's answer arriving mid-stroke would replace the painting
-          samRequest.current++;
+          cancelSam();
           history.current.record(target.instanceId, target);
         }
         // a painted mask is no longer what its clicks segment: a further click would start from them and lose the painting
@@ -330,7 +341,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
     if (!current || strokeTarget.current) return;
     const state: MaskState | null = history.current[direction](current.instanceId, current);
     if (!state) return;
-    samRequest.current++;
+    cancelSam();
     Object.assign(current, state, { pendingSha: null });
     redraw();
     scheduleSave();
@@ -338,7 +349,7 @@ export function MaskEditor({ projectId }: { projectId: string }) {
   const clearMask = () => {
     const current = editing.current;
     if (!current || (!current.points.length && !current.box && countBits(current.bits) === 0)) return;
-    samRequest.current++;
+    cancelSam();
     history.current.record(current.instanceId, current);
     current.points = [];
     current.box = null;

@@ -2,7 +2,7 @@
 // writes it as a concept folder (trainer/packs/import.ts), stored as a tree artifact for compose jobs.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPipelineIndex } from '../../../trainer/io/diffusers.ts';
+import { readPipelineIndex } from '../../../trainer/io/model_index.ts';
 import { profileBaseModel, type BaseModelProfile } from '../../../trainer/packs/base.ts';
 import { PackError } from '../../../trainer/packs/format.ts';
 import { importPack } from '../../../trainer/packs/import.ts';
