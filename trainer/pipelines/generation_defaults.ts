@@ -10,6 +10,8 @@ import { ModelFolderError, readJson, readPipelineIndex } from '../io/model_index
 export const SAMPLER_NAMES = ['ddim', 'dpm-solver++'] as const;
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
+export const SAMPLER_TITLES: Record<SamplerName, string> = { ddim: 'DDIM', 'dpm-solver++': 'DPM-Solver++(2M)' };
+
 /** The diffusers scheduler class a folder names for each sampler. */
 export const SCHEDULER_CLASS_OF_SAMPLER: Record<SamplerName, string> = { ddim: 'DDIMScheduler', 'dpm-solver++': 'DPMSolverMultistepScheduler' };
 

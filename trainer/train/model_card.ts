@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readStageCheckpointState, type StageName } from './checkpoint.ts';
 import type { GenerationReport, TimingReport } from './evaluate.ts';
 import type { Recipe } from './recipe.ts';
+import { SAMPLER_TITLES } from '../pipelines/generation_defaults.ts';
 import type { ReconstructionReport } from './vae_stage.ts';
 
 export const TRAINING_RECORD_FILE = 'training.json';
@@ -92,7 +93,8 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     `| text_encoder | CLIPTextModel, ${te.num_hidden_layers} layers × ${te.hidden_size} wide, ${te.num_attention_heads} heads |`,
     `| unet | UNet2DConditionModel, channels ${unet.block_out_channels.join('/')}, ${unet.layers_per_block} layers per block, cross-attention (${unet.cross_attention_dim}) at every level, ${unet.sample_size}x${unet.sample_size}x${unet.in_channels} latents |`,
     `| vae | AutoencoderKL, channels ${vae.block_out_channels.join('/')}, ${vae.latent_channels} latent channels |`,
-    `| scheduler | DDIM, ${recipe.scheduler.prediction_type}${recipe.scheduler.rescale_betas_zero_snr ? ', zero terminal SNR' : ''}, ${recipe.scheduler.timestep_spacing} spacing |`,
+    `| scheduler | ${recipe.scheduler.prediction_type}${recipe.scheduler.rescale_betas_zero_snr ? ', zero terminal SNR' : ''}, ${recipe.scheduler.timestep_spacing} spacing |`,
+    `| sampling defaults | ${SAMPLER_TITLES[recipe.generation.sampler]}, ${recipe.generation.steps} steps, guidance ${recipe.generation.guidance}${recipe.generation.guidanceRescale ? ` rescaled by ${recipe.generation.guidanceRescale}` : ''} (scheduler/ and generation_config.json); box-controlled synthesis samples with DDIM |`,
     '',
     'Weights are float16 safetensors.',
     '',
@@ -120,7 +122,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     '',
     ...(g
       ? [
-          `Text-to-image on ${g.cases} held-out captions with 1-3 objects (seeds 0-${g.cases - 1}, ${g.settings.steps} ${g.settings.sampler === 'ddim' ? 'DDIM' : 'DPM-Solver++(2M)'} steps, guidance ${g.settings.guidance}${g.settings.guidanceRescale ? ` rescaled by ${g.settings.guidanceRescale}` : ''}), judged by the world's analytic evaluator:`,
+          `Text-to-image on ${g.cases} held-out captions with 1-3 objects (seeds 0-${g.cases - 1}, ${g.settings.steps} ${SAMPLER_TITLES[g.settings.sampler]} steps, guidance ${g.settings.guidance}${g.settings.guidanceRescale ? ` rescaled by ${g.settings.guidanceRescale}` : ''}), judged by the world's analytic evaluator:`,
           '',
           '| figure | value |',
           '|---|---|',

@@ -429,6 +429,8 @@ describe('resume and export', () => {
     assert.match(card, /< 5 s: 3\.20 s, met/);
     assert.match(card, /25 DPM-Solver\+\+\(2M\) steps, guidance 5 rescaled by 0\.7\)/);
     assert.match(card, /\| ring \| 31 of 40 \| moon 7, not found 2 \|/);
+    // the tiny recipe's sampling defaults
+    assert.match(card, /\| sampling defaults \| DPM-Solver\+\+\(2M\), 3 steps, guidance 4 rescaled by 0\.5 \(scheduler\/ and generation_config\.json\); box-controlled synthesis samples with DDIM \|/);
     assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
