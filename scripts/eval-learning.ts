@@ -8,19 +8,21 @@
 //     --model DIR            the embedded model when not given
 //     --seeds 1,4,5,10,11    held-out two-object scenes (sampleScene seeds; default 0-4)
 //     --preset fast          learning preset        --samples 4   drawings per learned scene (seeds 0..)
-//     --steps 25             DDIM steps             --guidance 5  CFG scale
+//     --steps N              sampling steps         --guidance G  CFG scale (both: the model's defaults, with its
+//                            sampler and guidance rescale; the embedded model's: 25 DPM-Solver++ steps, guidance 5)
 //     --set KEY=VALUE        a learning option for every variant, as mifo learn's --set (repeatable)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
+import { isPositiveInteger, parseChoice, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { loadConcepts } from '../trainer/concepts/load.ts';
 import type { AttentionMass } from '../trainer/learn/events.ts';
 import { tensorToRgbImages } from '../trainer/io/image.ts';
 import { runLearning, type LearnRequest } from '../trainer/learn/learn.ts';
-import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions, type PresetName } from '../trainer/learn/options.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions } from '../trainer/learn/options.ts';
+import { readGenerationDefaults } from '../trainer/pipelines/generation_defaults.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { evaluateScene } from '../trainer/world/evaluator/evaluate.ts';
@@ -62,13 +64,13 @@ const variants = COMPARISONS[values.compare ?? ''];
 if (!variants) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
 const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
 if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);
-if (!PRESET_NAMES.includes(values.preset as PresetName)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}`);
-const preset = values.preset as PresetName;
+const preset = parseChoice(values.preset, 'preset', PRESET_NAMES)!;
 const samples = parseNumber(values.samples, 'samples', 4, isPositiveInteger);
-const steps = parseNumber(values.steps, 'steps', 25, isPositiveInteger);
-const guidance = parseNumber(values.guidance, 'guidance', 5, (g) => g >= 0);
 const shared = (values.set ?? []).reduce<DeepPartial<LearnOptions>>((options, assignment) => combineOverrides(options, parseOptionAssignment(assignment)), {});
 const model = resolve(values.model ?? defaultModelDir());
+const drawing = readGenerationDefaults(model);
+drawing.steps = parseNumber(values.steps, 'steps', drawing.steps, isPositiveInteger);
+drawing.guidance = parseNumber(values.guidance, 'guidance', drawing.guidance, (g) => g >= 0);
 
 /** Mean share of the tokens' attention inside their own mask and inside the other instance's. */
 function meanMass(mass: AttentionMass[]): { own: number; other: number } {
@@ -78,7 +80,7 @@ function meanMass(mass: AttentionMass[]): { own: number; other: number } {
 }
 
 const runtime = await initRuntime();
-console.log(`model ${model}\nengine ${runtime.description}\npreset ${preset}${Object.keys(shared).length ? ` with ${JSON.stringify(shared)}` : ''}, ${samples} drawings per scene, ${steps} steps, guidance ${guidance}`);
+console.log(`model ${model}\nengine ${runtime.description}\npreset ${preset}${Object.keys(shared).length ? ` with ${JSON.stringify(shared)}` : ''}, ${samples} drawings per scene, ${drawing.steps} ${drawing.sampler} steps, guidance ${drawing.guidance}, rescale ${drawing.guidanceRescale}`);
 const probe = StableDiffusionPipeline.fromPretrained(model);
 const size = probe.defaultSize;
 probe.dispose();
@@ -114,7 +116,7 @@ try {
       });
       const pipeline = StableDiffusionPipeline.fromPretrained(model);
       loadConcepts(pipeline, [outDir]);
-      const drawn = await pipeline.generate({ prompt: 'a photo of <asset0> and <asset1>', steps, guidance, seed: 0, batch: samples });
+      const drawn = await pipeline.generate({ ...drawing, prompt: 'a photo of <asset0> and <asset1>', seed: 0, batch: samples });
       let colour = 0;
       let shapeAndColour = 0;
       for (const drawing of tensorToRgbImages(drawn.images)) {
