@@ -8,8 +8,8 @@
 //     --steps N            sampling steps                 --guidance G   CFG scale
 //     --guidance-rescale F diffusers' guidance_rescale
 //     --sampler NAME       ddim or dpm-solver++
-//                          these four default to the model's (as `mifo generate`: its generation_config.json and
-//                          scheduler; the embedded model's are 25 dpm-solver++ steps, guidance 5, rescale 0.7)
+//                          these four default to the model's, as in `mifo generate` (its scheduler and
+//                          generation_config.json)
 //     --psnr-scenes N      held-out scenes for the VAE PSNR (default 200)
 //     --timing-runs N      timed generations after a warm-up (default 5)
 //     --only LIST          a subset of: generation,psnr,timing

@@ -8,8 +8,8 @@
 //     --model DIR            the embedded model when not given
 //     --seeds 1,4,5,10,11    held-out two-object scenes (sampleScene seeds; default 0-4)
 //     --preset fast          learning preset        --samples 4   drawings per learned scene (seeds 0..)
-//     --steps N              sampling steps         --guidance G  CFG scale (both: the model's defaults, with its
-//                            sampler and guidance rescale; the embedded model's: 25 DPM-Solver++ steps, guidance 5)
+//     --steps N              sampling steps         --guidance G  CFG scale (both default to the model's, as in
+//                            `mifo generate`; its sampler and guidance rescale are used)
 //     --set KEY=VALUE        a learning option for every variant, as mifo learn's --set (repeatable)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -20,9 +20,8 @@ const HELP = `usage: mifo generate --prompt TEXT [options]
   --guidance G       classifier-free guidance scale (≤ 1 disables CFG)
   --guidance-rescale F
                      diffusers' guidance_rescale in [0, 1] (~0.7 against over-exposure at high guidance)
-                     These four default to the model's generation_config.json and scheduler, else to diffusers'
-                     50 steps, DDIM, guidance 7.5 and no rescale. The embedded model: 25 dpm-solver++ steps,
-                     guidance 5, rescale 0.7.
+                     These four default to the model's: its scheduler and generation_config.json (the embedded
+                     model has one), else diffusers' 50 DDIM steps, guidance 7.5 and no rescale.
   --seed S           seed for the initial noise (default: random, printed)
   --batch N          images per prompt (default 1)
   --size PX          image side (default: the model's)
