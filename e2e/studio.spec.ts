@@ -4,7 +4,7 @@
 // screenshot in test-results/e2e-screenshots/.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, test, type Page, type TestInfo } from '@playwright/test';
+import { expect, test, type Locator, type Page, type TestInfo } from '@playwright/test';
 import sharp from 'sharp';
 import { encodeRle } from '../server/sam/rle.ts';
 
@@ -192,6 +192,19 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
   await expect(page.getByText('All changes saved')).toBeVisible();
   const undo = page.getByRole('button', { name: 'Undo', exact: true });
   const redo = page.getByRole('button', { name: 'Redo', exact: true });
+  /** Two undos leave the instance's mask empty with nothing left to undo; two redos bring `restored` back, saved. */
+  const undoTwiceRedoTwice = async (row: Locator, restored: string, afterOneUndo?: string) => {
+    await undo.click();
+    if (afterOneUndo) await expect(row).toContainText(afterOneUndo);
+    await undo.click();
+    await expect(undo).toBeDisabled();
+    await expect(row).toContainText('no mask yet');
+    await redo.click();
+    await redo.click();
+    await expect(redo).toBeDisabled();
+    await expect(row).toContainText(restored);
+    await expect(page.getByText('All changes saved')).toBeVisible();
+  };
 
   // Two clicks made before SAM answers the first are one undo step: the mask between them was never shown.
   const isSegment = (url: URL) => url.pathname.includes('masks.segment');
@@ -211,16 +224,8 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
   await expect.poll(() => answered).toBe(2);
   await page.unroute(isSegment);
   await expect(page.getByText('All changes saved')).toBeVisible();
-  await undo.click(); // back to the one keyboard click
-  await expect(rows.nth(1)).toContainText('click-to-segment mask');
-  await undo.click();
-  await expect(undo).toBeDisabled();
-  await expect(rows.nth(1)).toContainText('no mask yet');
-  await redo.click();
-  await redo.click();
-  await expect(redo).toBeDisabled();
-  await expect(rows.nth(1)).toContainText('click-to-segment mask');
-  await expect(page.getByText('All changes saved')).toBeVisible();
+  // the first undo goes back to the keyboard click, the second to no mask
+  await undoTwiceRedoTwice(rows.nth(1), 'click-to-segment mask', 'click-to-segment mask');
 
   // Brush a blob into a new instance, then erase part of it.
   await page.getByRole('button', { name: '+ New instance' }).click();
@@ -237,15 +242,7 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
   await page.mouse.click(erase.x, erase.y);
   await expect(page.getByText('All changes saved')).toBeVisible();
   // Undo takes back the eraser and the stroke (the mask is empty again); redo brings both back.
-  await undo.click();
-  await undo.click();
-  await expect(undo).toBeDisabled();
-  await expect(rows.nth(2)).toContainText('no mask yet');
-  await redo.click();
-  await redo.click();
-  await expect(redo).toBeDisabled();
-  await expect(rows.nth(2)).toContainText('painted mask');
-  await expect(page.getByText('All changes saved')).toBeVisible();
+  await undoTwiceRedoTwice(rows.nth(2), 'painted mask');
 
   // Imports: a mask PNG, and SAM automatic-mask-generator JSON with COCO RLE (compressed and not).
   await page.getByTestId('mask-png-input').setInputFiles(join(root, 'public', 'samples', 'three-on-snow-moon.png'));
