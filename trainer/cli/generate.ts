@@ -4,7 +4,7 @@ import { assertConceptTokensLoaded, loadConcepts } from '../concepts/load.ts';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
-import { SAMPLER_NAMES } from '../pipelines/generation_defaults.ts';
+import { SAMPLER_NAMES, withGenerationDefaults } from '../pipelines/generation_defaults.ts';
 import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
@@ -64,11 +64,7 @@ export async function run(argv: string[]): Promise<void> {
 
   await initRuntime();
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
-  const defaults = pipe.generationDefaults;
-  const steps = chosen.steps ?? defaults.steps;
-  const guidance = chosen.guidance ?? defaults.guidance;
-  const guidanceRescale = chosen.guidanceRescale ?? defaults.guidanceRescale;
-  const sampler = chosen.sampler ?? defaults.sampler;
+  const { steps, guidance, guidanceRescale, sampler } = withGenerationDefaults(chosen, pipe.generationDefaults);
   loadConcepts(pipe, conceptDirs);
   const negativePrompt = values.negative ?? '';
   for (const text of [prompt, negativePrompt]) assertConceptTokensLoaded(pipe.tokenizer, text);

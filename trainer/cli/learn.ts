@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
 import { learn } from '../learn/learn.ts';
 import { ATTENTION_MODES } from '../learn/losses.ts';
-import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions} from '../learn/options.ts';
+import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions } from '../learn/options.ts';
 import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseOptionalNumber, parseOptions, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';

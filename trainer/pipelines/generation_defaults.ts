@@ -27,6 +27,16 @@ export interface GenerationDefaults {
 
 export const DIFFUSERS_GENERATION_DEFAULTS: GenerationDefaults = { sampler: 'ddim', steps: 50, guidance: 7.5, guidanceRescale: 0 };
 
+/** The settings a call names, the rest from `defaults`. */
+export function withGenerationDefaults(chosen: Partial<GenerationDefaults>, defaults: GenerationDefaults): GenerationDefaults {
+  return {
+    sampler: chosen.sampler ?? defaults.sampler,
+    steps: chosen.steps ?? defaults.steps,
+    guidance: chosen.guidance ?? defaults.guidance,
+    guidanceRescale: chosen.guidanceRescale ?? defaults.guidanceRescale,
+  };
+}
+
 /** generation_config.json as written: diffusers' call argument names. */
 export interface GenerationConfigJson {
   num_inference_steps?: number;

@@ -12,7 +12,7 @@ import { DPMSolverMultistepScheduler } from '../schedulers/scheduling_dpmsolver_
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { Generator } from '../util/random.ts';
 import { guidedPrediction } from './guidance.ts';
-import { DIFFUSERS_GENERATION_DEFAULTS, readGenerationDefaults, SAMPLER_NAMES, type GenerationDefaults, type SamplerName } from './generation_defaults.ts';
+import { DIFFUSERS_GENERATION_DEFAULTS, readGenerationDefaults, SAMPLER_NAMES, withGenerationDefaults, type GenerationDefaults, type SamplerName } from './generation_defaults.ts';
 
 export interface StepInfo {
   /** 0-based step index */
@@ -118,9 +118,7 @@ export class StableDiffusionPipeline {
   }
 
   async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const steps = options.steps ?? this.generationDefaults.steps;
-    const guidance = options.guidance ?? this.generationDefaults.guidance;
-    const guidanceRescale = options.guidanceRescale ?? this.generationDefaults.guidanceRescale;
+    const { steps, guidance, guidanceRescale, sampler } = withGenerationDefaults(options, this.generationDefaults);
     const batch = options.batch ?? 1;
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
     const height = options.height ?? this.defaultSize;
@@ -128,7 +126,6 @@ export class StableDiffusionPipeline {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
     if (!(guidance >= 0)) throw new Error(`guidance must be ≥ 0, got ${guidance}`);
     const useGuidance = guidance > 1;
-    const sampler = options.sampler ?? this.generationDefaults.sampler;
     if (!SAMPLER_NAMES.includes(sampler)) throw new Error(`sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${String(sampler)}`);
 
     const scheduler = sampler === 'ddim' ? this.makeScheduler() : new DPMSolverMultistepScheduler(this.schedulerConfig);

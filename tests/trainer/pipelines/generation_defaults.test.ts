@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { DIFFUSERS_GENERATION_DEFAULTS, GENERATION_CONFIG_FILE, readGenerationDefaults } from '../../../trainer/pipelines/generation_defaults.ts';
+import { DIFFUSERS_GENERATION_DEFAULTS, GENERATION_CONFIG_FILE, readGenerationDefaults, withGenerationDefaults } from '../../../trainer/pipelines/generation_defaults.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mifo-generation-defaults-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,4 +38,9 @@ test('a wrong generation_config.json is refused with the file and the field', ()
   const broken = folder('DDIMScheduler');
   writeFileSync(join(broken, GENERATION_CONFIG_FILE), '{ "num_inference_steps": ');
   assert.throws(() => readGenerationDefaults(broken), /generation_config.json is not valid JSON/);
+});
+
+test('a call’s settings win where given; absent ones (undefined included) come from the defaults', () => {
+  assert.deepEqual(withGenerationDefaults({ steps: 7, guidance: undefined, sampler: 'dpm-solver++' }, DIFFUSERS_GENERATION_DEFAULTS), { sampler: 'dpm-solver++', steps: 7, guidance: 7.5, guidanceRescale: 0 });
+  assert.deepEqual(withGenerationDefaults({ guidance: 0, guidanceRescale: 0 }, { sampler: 'ddim', steps: 25, guidance: 5, guidanceRescale: 0.7 }), { sampler: 'ddim', steps: 25, guidance: 0, guidanceRescale: 0 });
 });
