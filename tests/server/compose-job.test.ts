@@ -63,6 +63,7 @@ describe('compose job', { skip: existsSync(join(tinySd, 'model_index.json')) ? f
     }
     assert.notEqual(result.variants[0]!.images[0], result.variants[1]!.images[0], 'box control changes the image');
     assert.equal((result.control as { guidanceSteps: number }).guidanceSteps, 2);
+    assert.deepEqual([result.guidanceScale, result.guidanceRescale], [5, 0.5], 'the settings the box-control run used');
 
     const events: JobEvent[] = [];
     for await (const event of harness.services.jobs.follow({ jobId: job.id }, 0)) events.push(event);

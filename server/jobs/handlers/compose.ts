@@ -39,8 +39,8 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
   const runs = input.compareWithoutControl && input.preset !== 'off' ? (['box control', 'no box control'] as const) : (['box control'] as const);
   const total = input.steps * runs.length;
   const variants: ComposeVariantResult[] = [];
-  let control: JsonValue = null;
-  let used = { height: pipe.defaultSize, width: pipe.defaultSize, guidanceScale: 0, guidanceRescale: 0 };
+  // the box-control run (always the first) is what the job reports as its settings
+  let firstRun: Pick<ComposeJobResult, 'height' | 'width' | 'guidanceScale' | 'guidanceRescale' | 'control'> | null = null;
   for (const [run, variant] of runs.entries()) {
     const preset = variant === 'box control' ? input.preset : 'off';
     const offset = run * input.steps;
@@ -95,9 +95,8 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
       const stored = await context.artifacts.putJson(record);
       variants.push({ variant, preset, images, record: stored.sha256, subjects: result.record.subjects.map((s) => s.text), seconds: result.record.seconds });
       if (run === 0) {
-        control = JSON.parse(JSON.stringify(result.record.control)) as JsonValue;
         const { height, width, guidanceScale, guidanceRescale } = result.record;
-        used = { height, width, guidanceScale, guidanceRescale };
+        firstRun = { height, width, guidanceScale, guidanceRescale, control: JSON.parse(JSON.stringify(result.record.control)) as JsonValue };
       }
       context.log(`${variant}: ${images.length} image(s) in ${result.record.seconds.toFixed(1)} s`);
     } finally {
@@ -105,5 +104,6 @@ export async function runComposeJob(context: JobContext<ComposeJobInput>): Promi
       result.latents.dispose();
     }
   }
-  return { model: modelDir, ...used, control, variants };
+  if (!firstRun) throw new Error('compose job finished without its box-control run');
+  return { model: modelDir, ...firstRun, variants };
 }
