@@ -29,7 +29,7 @@ import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { readGenerationDefaults, SAMPLER_NAMES } from '../trainer/pipelines/generation_defaults.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
-import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, savedImages, timeGeneration, type GenerationReport } from '../trainer/train/evaluate.ts';
+import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, measureCeiling, savedImages, timeGeneration, type GenerationReport } from '../trainer/train/evaluate.ts';
 import { readTrainingRecord, renderModelCard, TRAINING_RECORD_FILE, type EvaluationReport } from '../trainer/train/model_card.ts';
 import { writePreviewGrid } from '../trainer/train/preview.ts';
 
@@ -138,6 +138,8 @@ if (parts.has('generation')) {
   });
   const g = report.generation;
   printGeneration(g, firstSeed);
+  report.ceiling = await measureCeiling(pipeline, cases, firstSeed);
+  console.log(`  ceiling: the same cases' renders ${percent(report.ceiling.rendersRate)}, their VAE reconstructions ${percent(report.ceiling.reconstructionsRate)}`);
   if (outDir) {
     await writePreviewGrid(outDir, 0, images, 20, g.results.map((r) => `${r.shapeAndColour ? 'ok ' : 'BAD'} seed ${r.seed}: ${r.caption}`));
   }

@@ -10,7 +10,8 @@ import { readRgb } from '../world/image.ts';
 import { evaluationSet, type EvaluationCase } from '../world/evaluation_set.ts';
 import { judgeScene, type ObjectEvaluation } from '../world/evaluator/evaluate.ts';
 import { isRareObject } from '../world/scene.ts';
-import { heldOutScenes, measureReconstruction, type ReconstructionReport } from './vae_stage.ts';
+import { renderScene } from '../world/render.ts';
+import { heldOutScenes, measureReconstruction, reconstruct, type ReconstructionReport } from './vae_stage.ts';
 
 export interface GenerationSettings {
   steps: number;
@@ -99,22 +100,8 @@ export function savedImages(dir: string): CaseImages {
   return (testCase) => readRgb(caseImageFile(dir, testCase.seed));
 }
 
-/**
- * Judges one image per held-out case (caption and seed from evaluationSet, 1-3 objects) without boxes: text-to-image
- * decides the layout, so an object counts as found when a region of its colour is there. `settings` say how the
- * images were drawn.
- */
-export async function evaluateGeneration(
-  images: CaseImages,
-  count: number,
-  settings: GenerationSettings,
-  options: {
-    /** 0 for the acceptance cases; another range (e.g. 10,000) checks progress without looking at them */
-    firstSeed?: number;
-    onImage?: (index: number, image: RgbImage, result: CaseResult) => Promise<void> | void;
-  } = {},
-): Promise<GenerationReport> {
-  const cases = evaluationSet(count, { firstSeed: options.firstSeed ?? 0 });
+/** Judges each case's image without boxes: text-to-image decides the layout, so an object counts as found when a region of its colour is there. */
+async function judgeCases(images: CaseImages, cases: readonly EvaluationCase[], onImage?: (index: number, image: RgbImage, result: CaseResult) => Promise<void> | void): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   for (const [index, testCase] of cases.entries()) {
     const image = await images(testCase);
@@ -140,8 +127,23 @@ export async function evaluateGeneration(
       })),
     };
     results.push(result);
-    await options.onImage?.(index, image, result);
+    await onImage?.(index, image, result);
   }
+  return results;
+}
+
+/** Judges one image per held-out case (caption and seed from evaluationSet, 1-3 objects); `settings` say how the images were drawn. */
+export async function evaluateGeneration(
+  images: CaseImages,
+  count: number,
+  settings: GenerationSettings,
+  options: {
+    /** 0 for the acceptance cases; another range (e.g. 10,000) checks progress without looking at them */
+    firstSeed?: number;
+    onImage?: (index: number, image: RgbImage, result: CaseResult) => Promise<void> | void;
+  } = {},
+): Promise<GenerationReport> {
+  const results = await judgeCases(images, evaluationSet(count, { firstSeed: options.firstSeed ?? 0 }), options.onImage);
   const objects = results.flatMap((r) => r.objects);
   const plain = objects.filter((o) => !o.rare);
   const rate = (items: unknown[], hits: number) => (items.length === 0 ? 0 : hits / items.length);
@@ -173,6 +175,28 @@ export async function evaluateGeneration(
     }),
     results,
   };
+}
+
+/** What the judge gives where generation cannot be the cause: the cases' own scenes, as rendered and through the VAE. */
+export interface CeilingReport {
+  cases: number;
+  /** share of cases whose render has every object found with the right shape and colour (the judge's own accuracy) */
+  rendersRate: number;
+  /** ... of their VAE reconstructions: the best a generator in this latent space could score */
+  reconstructionsRate: number;
+}
+
+export async function measureCeiling(pipeline: StableDiffusionPipeline, count: number, firstSeed: number): Promise<CeilingReport> {
+  const size = pipeline.defaultSize;
+  const cases = evaluationSet(count, { firstSeed });
+  const renders: RgbImage[] = cases.map((c) => ({ width: size, height: size, data: renderScene(c.scene, size, { masks: false }).image }));
+  const reconstructions = reconstruct(pipeline.vae, renders);
+  const index = new Map(cases.map((c, i) => [c.seed, i]));
+  const rate = async (images: RgbImage[]) => {
+    const results = await judgeCases(async (c) => images[index.get(c.seed)!]!, cases);
+    return results.filter((r) => r.shapeAndColour).length / results.length;
+  };
+  return { cases: count, rendersRate: await rate(renders), reconstructionsRate: await rate(reconstructions) };
 }
 
 /** VAE reconstruction PSNR on `count` held-out scenes (seeds 0.., 1-4 objects) at the model's image size. */

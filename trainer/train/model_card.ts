@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStageCheckpointState, type StageName } from './checkpoint.ts';
-import type { GenerationReport, TimingReport } from './evaluate.ts';
+import type { CeilingReport, GenerationReport, TimingReport } from './evaluate.ts';
 import type { Recipe } from './recipe.ts';
 import { SAMPLER_TITLES } from '../pipelines/generation_defaults.ts';
 import type { ReconstructionReport } from './vae_stage.ts';
@@ -33,6 +33,8 @@ export interface EvaluationReport {
   model: string;
   engine: string;
   generation?: GenerationReport;
+  /** measured with the generation part, on the same cases */
+  ceiling?: CeilingReport;
   psnr?: ReconstructionReport;
   timing?: TimingReport;
 }
@@ -138,6 +140,12 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
           '| shape | right | read instead |',
           '|---|---|---|',
           ...g.byShape.map((b) => `| ${b.shape} | ${b.shapeCorrect} of ${b.objects} | ${Object.entries(b.misreadAs).map(([seen, n]) => `${seen} ${n}`).join(', ') || '-'} |`),
+          '',
+        ]
+      : []),
+    ...(report.ceiling
+      ? [
+          `The same judge on the ${report.ceiling.cases} cases' own scenes finds every object with the right shape and colour in ${percent(report.ceiling.rendersRate)} of the renders and ${percent(report.ceiling.reconstructionsRate)} of their VAE reconstructions: the ceiling of the figure above.`,
           '',
         ]
       : []),
