@@ -10,7 +10,7 @@ import { AdamW } from '../learn/optim.ts';
 import { tf } from '../runtime/backend.ts';
 import type { GeneratorState } from '../util/random.ts';
 import type { ExponentialMovingAverage } from './ema.ts';
-import { firstScheduleDifference, type ScheduleRecord } from './recipe.ts';
+import { firstEmphasisDifference, firstScheduleDifference, type ScheduleRecord, type ShapeEmphasis } from './recipe.ts';
 
 export const TRAIN_CHECKPOINT_VERSION = 1;
 const STATE_FILE = 'checkpoint.json';
@@ -44,6 +44,8 @@ export interface StageCheckpointState {
   pendingLog?: { sums: Record<string, number>; steps: number };
   /** the learning-rate schedule of the steps taken (absent in checkpoints written before it was kept) */
   schedule?: ScheduleRecord;
+  /** the shape emphasis the steps were drawn with (absent: every shape alike, or a stage without one) */
+  shapeEmphasis?: ShapeEmphasis[];
   tensors: string;
 }
 
@@ -59,6 +61,7 @@ export interface StageSnapshot {
   microBatches?: number[];
   pendingLog: { sums: Record<string, number>; steps: number };
   schedule: ScheduleRecord;
+  shapeEmphasis?: readonly ShapeEmphasis[];
 }
 
 function engineTensor(data: Float32Array, shape: readonly number[]): TensorToWrite {
@@ -93,6 +96,7 @@ export function writeStageCheckpoint(dir: string, snapshot: StageSnapshot): void
     ...(snapshot.microBatches ? { microBatches: snapshot.microBatches } : {}),
     pendingLog: snapshot.pendingLog,
     schedule: snapshot.schedule,
+    ...(snapshot.shapeEmphasis?.length ? { shapeEmphasis: [...snapshot.shapeEmphasis] } : {}),
     tensors: tensorFile,
   };
   const temp = join(dir, `${STATE_FILE}.tmp-${process.pid}`);
@@ -126,11 +130,12 @@ export function readStageCheckpointState(dir: string): StageCheckpointState | nu
 /**
  * Restores parameters, optimizer moments and EMA weights from the checkpoint in `dir` into the given objects.
  * Returns the checkpoint state (step, generator, wall time) or null when there is none. With `expected.schedule`, the
- * steps already taken must have had the learning rates that schedule gives them.
+ * steps already taken must have had the learning rates that schedule gives them; with `expected.shapeEmphasis`, the
+ * shape weights that emphasis gives them.
  */
 export function restoreStageCheckpoint(
   dir: string,
-  expected: { stage: StageName; fingerprint: string; schedule?: ScheduleRecord },
+  expected: { stage: StageName; fingerprint: string; schedule?: ScheduleRecord; shapeEmphasis?: readonly ShapeEmphasis[] },
   parameters: NamedParameter[],
   optimizer: AdamW,
   ema: ExponentialMovingAverage | null,
@@ -154,6 +159,15 @@ export function restoreStageCheckpoint(
         `${dir}: the recipe gives step ${differs + 1} another learning rate than the checkpoint's ${state.step} steps were taken with ` +
           `(${taken.optimizer.schedule} over ${taken.totalSteps} steps then, ${optimizer.schedule} over ${totalSteps} now); ` +
           'a stage can only be extended or given its decay where the steps already taken keep their rates',
+      );
+    }
+  }
+  if (expected.shapeEmphasis) {
+    const differs = firstEmphasisDifference(state.shapeEmphasis ?? [], expected.shapeEmphasis, state.step);
+    if (differs !== null) {
+      throw new Error(
+        `${dir}: the recipe's shapeEmphasis gives step ${differs + 1} other shape weights than the checkpoint's ${state.step} steps were drawn with ` +
+          `(${JSON.stringify(state.shapeEmphasis ?? [])} then, ${JSON.stringify(expected.shapeEmphasis)} now); an emphasis can only change from step ${state.step} on`,
       );
     }
   }

@@ -21,7 +21,7 @@ import type { NamedParameter } from './checkpoint.ts';
 import { batchTensor, drawWorldBatch, sliceSamples } from './data.ts';
 import { ExponentialMovingAverage } from './ema.ts';
 import { writePreviewGrid } from './preview.ts';
-import { DIFFUSERS_VERSION, stageFingerprint, type Recipe } from './recipe.ts';
+import { DIFFUSERS_VERSION, shapeWeightsAt, stageFingerprint, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
 import { saveVae } from './vae_stage.ts';
 
@@ -99,8 +99,9 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
     settings,
     parameters,
     ema,
-    prepareStep(generator) {
-      const batch = drawWorldBatch(generator, recipe.world, settings.batch);
+    shapeEmphasis: settings.shapeEmphasis,
+    prepareStep(generator, step) {
+      const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, shapeWeightsAt(settings.shapeEmphasis, step));
       const captions = batch.captions.map((caption) => (generator.random() < settings.captionDropout ? '' : caption));
       const posteriorNoise = generator.randn(latentSize);
       const timesteps = Array.from({ length: settings.batch }, () => generator.randint(scheduler.numTrainTimesteps));

@@ -7,6 +7,8 @@ import type { AutoencoderKLConfig } from '../models/autoencoder_kl.ts';
 import type { UNet2DConditionConfig } from '../models/unet_2d_condition.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
+import { SHAPE_NAMES } from '../world/definitions.ts';
+import { checkShapeWeights, type ShapeWeights } from '../world/sampler.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -72,6 +74,18 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
   previewCaptions: number;
   previewSteps: number;
   previewGuidance: number;
+  /** shapes the training scenes draw more often from a step on (empty: every shape alike throughout) */
+  shapeEmphasis: ShapeEmphasis[];
+}
+
+/**
+ * From optimizer step `fromStep` (0-based) until the next entry, the training scenes draw the plain shapes with these
+ * relative weights (1 for a shape not named). Like a warm-up-stable schedule's length, it may change where the steps
+ * already taken keep theirs, so an emphasis can be added to a stage under way.
+ */
+export interface ShapeEmphasis {
+  fromStep: number;
+  weights: ShapeWeights;
 }
 
 export interface TextEncoderRecipe {
@@ -243,7 +257,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const diffusionRaw = object(raw.diffusion, `${source}.diffusion`);
   checkKeys(
     diffusionRaw,
-    [...BOOKKEEPING_KEYS, 'optimizer', 'captionDropout', 'emaDecay', 'previewCaptions', 'previewSteps', 'previewGuidance'],
+    [...BOOKKEEPING_KEYS, 'optimizer', 'captionDropout', 'emaDecay', 'previewCaptions', 'previewSteps', 'previewGuidance', 'shapeEmphasis'],
     `${source}.diffusion`,
   );
   const diffusion: DiffusionStageRecipe = {
@@ -254,6 +268,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     previewCaptions: number(diffusionRaw, 'previewCaptions', `${source}.diffusion`, positiveInteger, 'a positive integer'),
     previewSteps: number(diffusionRaw, 'previewSteps', `${source}.diffusion`, positiveInteger, 'a positive integer'),
     previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
+    shapeEmphasis: parseShapeEmphasis(diffusionRaw.shapeEmphasis ?? [], `${source}.diffusion.shapeEmphasis`),
   };
 
   const generationRaw = object(raw.generation, `${source}.generation`);
@@ -284,6 +299,24 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   };
 }
 
+function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
+  if (!Array.isArray(value)) throw new RecipeError(`${where} must be a list of { fromStep, weights }`);
+  return value.map((item, i) => {
+    const entry = object(item, `${where}[${i}]`);
+    checkKeys(entry, ['fromStep', 'weights'], `${where}[${i}]`);
+    const fromStep = number(entry, 'fromStep', `${where}[${i}]`, nonNegativeInteger, 'a non-negative integer');
+    const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
+    if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
+    const weights = object(entry.weights, `${where}[${i}].weights`) as ShapeWeights;
+    try {
+      checkShapeWeights(weights, `${where}[${i}].weights`);
+    } catch (error) {
+      throw new RecipeError((error as Error).message);
+    }
+    return { fromStep, weights: { ...weights } };
+  });
+}
+
 export function readRecipe(path: string): Recipe {
   let parsed: unknown;
   try {
@@ -302,7 +335,7 @@ export function readRecipe(path: string): Recipe {
  * counts without its steps: its output is fixed.
  */
 export function stageFingerprint(recipe: Recipe, stage: 'vae' | 'decoder' | 'diffusion'): string {
-  const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, ...rest }: StageBookkeeping & Json) => rest;
+  const strip = ({ steps: _steps, checkpointEvery: _c, previewEvery: _p, logEvery: _l, shapeEmphasis: _e, ...rest }: StageBookkeeping & Json) => rest;
   const own = (settings: StageBookkeeping & { optimizer: OptimizerRecipe }) => {
     const rest = strip(settings as unknown as StageBookkeeping & Json);
     if (settings.optimizer.schedule === 'cosine') return { ...rest, steps: settings.steps };
@@ -336,6 +369,21 @@ export function learningRateFactor(optimizer: OptimizerRecipe, step: number, tot
 export interface ScheduleRecord {
   optimizer: OptimizerRecipe;
   totalSteps: number;
+}
+
+/** The shape weights of 0-based step `step` (undefined: every shape alike). */
+export function shapeWeightsAt(emphasis: readonly ShapeEmphasis[], step: number): ShapeWeights | undefined {
+  return emphasis.findLast((entry) => entry.fromStep <= step)?.weights;
+}
+
+/** The first of the steps [0, steps) whose scenes the two emphases draw with different shape weights, or null. */
+export function firstEmphasisDifference(a: readonly ShapeEmphasis[], b: readonly ShapeEmphasis[], steps: number): number | null {
+  const effective = (emphasis: readonly ShapeEmphasis[], step: number) => {
+    const weights = shapeWeightsAt(emphasis, step) ?? {};
+    return SHAPE_NAMES.map((shape) => weights[shape] ?? 1).join(',');
+  };
+  const changes = [...new Set([0, ...a.map((e) => e.fromStep), ...b.map((e) => e.fromStep)])].filter((step) => step < steps).sort((x, y) => x - y);
+  return changes.find((step) => effective(a, step) !== effective(b, step)) ?? null;
 }
 
 /** The first of the steps [0, steps) at which the two schedules give different learning rates, or null. */

@@ -12,7 +12,7 @@ import type { Generator } from '../util/random.ts';
 import { copyStageCheckpoint, restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter, type StageName } from './checkpoint.ts';
 import type { ExponentialMovingAverage } from './ema.ts';
 import type { LossLog, LossRecord } from './log.ts';
-import { learningRateFactor, type OptimizerRecipe, type StageBookkeeping } from './recipe.ts';
+import { learningRateFactor, type OptimizerRecipe, type ShapeEmphasis, type StageBookkeeping } from './recipe.ts';
 
 export interface StepLoss {
   /** the loss to minimise: a mean over the samples it was asked for */
@@ -28,10 +28,12 @@ export interface TrainingStage {
   parameters: NamedParameter[];
   ema: ExponentialMovingAverage | null;
   /**
-   * Draws the step's data (settings.batch samples) from `generator` and returns the loss function to differentiate
-   * over the samples [start, start + size) of that batch; it must not draw from the generator.
+   * Draws the data of 0-based step `step` (settings.batch samples) from `generator` and returns the loss function to
+   * differentiate over the samples [start, start + size) of that batch; it must not draw from the generator.
    */
-  prepareStep(generator: Generator): PreparedStep;
+  prepareStep(generator: Generator, step: number): PreparedStep;
+  /** what the stage's data draws differently from a step on; kept in the checkpoint and checked on resume */
+  shapeEmphasis?: readonly ShapeEmphasis[];
   /** writes a preview (decoded images) of the current weights into `dir` */
   preview(dir: string, step: number): Promise<void>;
 }
@@ -90,7 +92,7 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
   let step = 0;
   let elapsedMs = 0;
   const schedule = { optimizer: settings.optimizer, totalSteps: settings.steps };
-  const resumed = restoreStageCheckpoint(checkpointDir, { stage: stage.name, fingerprint: stage.fingerprint, schedule }, parameters, optimizer, stage.ema);
+  const resumed = restoreStageCheckpoint(checkpointDir, { stage: stage.name, fingerprint: stage.fingerprint, schedule, shapeEmphasis: stage.shapeEmphasis }, parameters, optimizer, stage.ema);
   if (resumed) {
     step = resumed.step;
     elapsedMs = resumed.elapsedMs;
@@ -117,6 +119,7 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
       microBatches,
       pendingLog: { sums: Object.fromEntries(sums), steps: counted },
       schedule,
+      shapeEmphasis: stage.shapeEmphasis,
     });
 
   const decayStart = settings.optimizer.schedule === 'warmup_stable_decay' ? settings.steps - settings.optimizer.decaySteps! : null;
@@ -136,7 +139,7 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
       await new Promise((resolve) => setImmediate(resolve));
       if ((options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) || options.shouldStop?.()) break;
       const started = performance.now();
-      const prepared = stage.prepareStep(generator);
+      const prepared = stage.prepareStep(generator, step);
       microBatches ??= await planMicroBatches(prepared, variables, settings.batch, optimizer.steps === 0, options.microBatch, say);
       const { loss, terms, grads } = accumulatedStep(prepared, variables, microBatches);
       prepared.dispose();

@@ -30,6 +30,22 @@ export interface SampleOptions {
   similarPairProbability?: number;
   /** chance that an object slot holds a rare composite object */
   rareProbability?: number;
+  /**
+   * relative chances of the plain shapes (1 for a shape not named): training may draw the shapes a model finds hard
+   * more often; the held-out sets never set it
+   */
+  shapeWeights?: ShapeWeights;
+}
+
+export type ShapeWeights = Partial<Record<ShapeName, number>>;
+
+/** Checks shape weights: known shapes, finite non-negative numbers, at least one shape left with a chance. */
+export function checkShapeWeights(weights: ShapeWeights, where = 'shapeWeights'): void {
+  for (const [shape, weight] of Object.entries(weights)) {
+    if (!(SHAPE_NAMES as readonly string[]).includes(shape)) throw new SceneError(`${where}: unknown shape '${shape}' (shapes: ${SHAPE_NAMES.join(', ')})`);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) throw new SceneError(`${where}.${shape} must be a finite number ≥ 0, got ${JSON.stringify(weight)}`);
+  }
+  if (SHAPE_NAMES.every((shape) => (weights[shape] ?? 1) === 0)) throw new SceneError(`${where}: every shape has weight 0`);
 }
 
 export const DEFAULT_SIMILAR_PAIR_PROBABILITY = 0.4;
@@ -81,11 +97,13 @@ function sameAttributes(a: ObjectAttributes, b: ObjectAttributes): boolean {
   return a.shape === b.shape && a.colour === b.colour && a.texture === b.texture;
 }
 
-function sampleAttributes(rng: Rng, count: number, background: BackgroundName, similarPair: boolean, rareProbability: number): ObjectAttributes[] {
+function sampleAttributes(rng: Rng, count: number, background: BackgroundName, similarPair: boolean, rareProbability: number, shapeWeights: ShapeWeights | undefined): ObjectAttributes[] {
   const colours = allowedColours(background);
   const rares = allowedRares(background);
   const objects: ObjectAttributes[] = [];
-  const drawPlain = (): ObjectAttributes => ({ shape: rng.pick(SHAPE_NAMES), colour: rng.pick(colours), texture: rng.pick(TEXTURE_NAMES) });
+  const weights = shapeWeights && SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1);
+  const drawShape = (): ShapeName => (weights ? SHAPE_NAMES[rng.weightedIndex(weights)]! : rng.pick(SHAPE_NAMES));
+  const drawPlain = (): ObjectAttributes => ({ shape: drawShape(), colour: rng.pick(colours), texture: rng.pick(TEXTURE_NAMES) });
   if (similarPair) {
     const first = drawPlain();
     const otherTextures = TEXTURE_NAMES.filter((texture) => texture !== first.texture);
@@ -145,12 +163,13 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
   const split = options.split ?? 'all';
   const similarPairProbability = options.similarPairProbability ?? DEFAULT_SIMILAR_PAIR_PROBABILITY;
   const rareProbability = options.rareProbability ?? DEFAULT_RARE_PROBABILITY;
+  if (options.shapeWeights) checkShapeWeights(options.shapeWeights);
   const rng = new Rng(seed);
   for (;;) {
     const kind = rng.pick(BACKGROUND_NAMES);
     const background: BackgroundSpec = { kind, variant: rng.int(0, BACKGROUNDS[kind].variants - 1), seed: rng.nextUint32() };
     const count = rng.int(minObjects, maxObjects);
-    const attributes = sampleAttributes(rng, count, kind, count >= 2 && rng.chance(similarPairProbability), rareProbability);
+    const attributes = sampleAttributes(rng, count, kind, count >= 2 && rng.chance(similarPairProbability), rareProbability, options.shapeWeights);
     if (split !== 'all' && isHeldOut(attributes, kind) !== (split === 'heldout')) continue;
     const objects = sampleLayout(rng, attributes);
     if (objects) return { background, objects };

@@ -17,11 +17,12 @@ import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedIma
 import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
-import { firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
+import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, shapeWeightsAt, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
 import { Generator } from '../../../trainer/util/random.ts';
+import { SHAPE_NAMES } from '../../../trainer/world/definitions.ts';
 import { evaluationSet } from '../../../trainer/world/evaluation_set.ts';
 import { judgeScene } from '../../../trainer/world/evaluator/evaluate.ts';
 import { renderScene } from '../../../trainer/world/render.ts';
@@ -39,7 +40,7 @@ function tinyRecipe(changes: (recipe: Recipe) => void = () => {}): Recipe {
 
 /** The stage's loss on one fixed batch (same scenes, noise and timesteps every call). */
 function fixedBatchLoss(stage: TrainingStage): number {
-  const prepared = stage.prepareStep(new Generator(12345));
+  const prepared = stage.prepareStep(new Generator(12345), 0);
   const value = tf.tidy(() => prepared.lossFn({ start: 0, size: stage.settings.batch }).loss.dataSync()[0]!);
   prepared.dispose();
   return value;
@@ -104,6 +105,14 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe(withoutGeneration), /recipe.generation must be an object/);
     assert.throws(() => parseRecipe({ ...raw, generation: { ...generation, sampler: 'euler' } }), /generation.sampler must be one of ddim, dpm-solver\+\+, got "euler"/);
     assert.throws(() => parseRecipe({ ...raw, generation: { ...generation, guidanceRescale: 2 } }), /generation.guidanceRescale must be in \[0, 1\], got 2/);
+    const emphasis = (entries: unknown) => ({ ...raw, diffusion: { ...raw.diffusion, shapeEmphasis: entries } });
+    assert.throws(() => parseRecipe(emphasis([{ fromStep: 2, weights: { hexagonn: 2 } }])), /diffusion.shapeEmphasis\[0\]\.weights: unknown shape 'hexagonn'/);
+    assert.throws(() => parseRecipe(emphasis([{ fromStep: 2, weights: {} }, { fromStep: 2, weights: {} }])), /shapeEmphasis\[1\]\.fromStep must be after the previous entry's \(2\), got 2/);
+    assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 }, share: 0.5 }])), /unknown field\(s\): share/);
+    assert.throws(() => parseRecipe(emphasis({ fromStep: 1 })), /shapeEmphasis must be a list/);
+    assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
+    // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
+    assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
     // sampling settings are chosen after training: changing them leaves the checkpoints valid
     const resampled = parseRecipe({ ...raw, generation: { ...generation, sampler: 'ddim', steps: 50 } });
     assert.equal(stageFingerprint(resampled, 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
@@ -137,6 +146,20 @@ describe('recipe files', () => {
     assert.equal(firstScheduleDifference({ optimizer: decaying, totalSteps: 100 }, { optimizer: decaying, totalSteps: 150 }, 100), 81);
     assert.equal(firstScheduleDifference({ optimizer: constant, totalSteps: 100 }, { optimizer: { ...constant, warmupSteps: 5 }, totalSteps: 100 }, 50), 1);
   });
+});
+
+test('shape emphases are compared over the steps already taken, by the weights they give', () => {
+  const hexagons = [{ fromStep: 10, weights: { hexagon: 3 } }];
+  assert.equal(shapeWeightsAt(hexagons, 9), undefined);
+  assert.deepEqual(shapeWeightsAt(hexagons, 10), { hexagon: 3 });
+  assert.deepEqual(shapeWeightsAt([...hexagons, { fromStep: 20, weights: {} }], 25), {});
+  assert.equal(firstEmphasisDifference([], hexagons, 10), null);
+  assert.equal(firstEmphasisDifference([], hexagons, 11), 10);
+  assert.equal(firstEmphasisDifference(hexagons, [{ fromStep: 5, weights: { hexagon: 3 } }], 100), 5);
+  // a weight of 1 is no emphasis; an entry that repeats the weights changes nothing
+  assert.equal(firstEmphasisDifference([], [{ fromStep: 0, weights: { star: 1 } }], 100), null);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 30, weights: { hexagon: 3 } }], 100), null);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 30, weights: { hexagon: 2 } }], 100), 30);
 });
 
 test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
@@ -403,6 +426,43 @@ describe('resume and export', () => {
     const b = checkpointTensors(rewound.workDir, 'diffusion');
     for (const [key, values] of a) assert.ok(Buffer.from(values.buffer).equals(Buffer.from(b.get(key)!.buffer)), `${key} differs after going back`);
     assert.deepEqual(withoutTimes(rewound.workDir), withoutTimes(longer.workDir));
+  });
+
+  test('a shape emphasis added at the checkpoint equals having it from the start; one that changes steps taken is refused', async () => {
+    const onlyHexagons = Object.fromEntries(SHAPE_NAMES.map((shape) => [shape, shape === 'hexagon' ? 1 : 0]));
+    const emphasised = (shapeEmphasis: Recipe['diffusion']['shapeEmphasis']) =>
+      tinyRecipe((r) => {
+        for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+        r.diffusion.steps = 6;
+        r.diffusion.previewEvery = 0;
+        r.diffusion.shapeEmphasis = shapeEmphasis;
+      });
+    const fromThree = emphasised([{ fromStep: 3, weights: onlyHexagons }]);
+    const startStageTwo = (name: string) => {
+      const dir = join(scratch, name);
+      cpSync(straight, dir, { recursive: true });
+      rmSync(join(dir, 'diffusion', 'checkpoint'), { recursive: true });
+      return { workDir: dir, outDir: join(dir, 'model') };
+    };
+    const fromStart = startStageTwo('emphasis-from-start');
+    await trainDefaultModel(fromThree, fromStart);
+    const added = startStageTwo('emphasis-added');
+    assert.equal((await trainDefaultModel(emphasised([]), { ...added, maxSteps: 3 })).diffusionStep, 3);
+    assert.equal(readStageCheckpointState(join(added.workDir, 'diffusion', 'checkpoint'))!.shapeEmphasis, undefined);
+    await assert.rejects(trainDefaultModel(emphasised([{ fromStep: 2, weights: onlyHexagons }]), added), /shapeEmphasis gives step 3 other shape weights than the checkpoint's 3 steps were drawn with/);
+    assert.equal((await trainDefaultModel(fromThree, added)).diffusionStep, 6);
+    assert.deepEqual(readStageCheckpointState(join(added.workDir, 'diffusion', 'checkpoint'))!.shapeEmphasis, fromThree.diffusion.shapeEmphasis);
+    const a = checkpointTensors(fromStart.workDir, 'diffusion');
+    const b = checkpointTensors(added.workDir, 'diffusion');
+    for (const [key, values] of a) assert.ok(Buffer.from(values.buffer).equals(Buffer.from(b.get(key)!.buffer)), `${key} differs when the emphasis is added on resume`);
+    assert.deepEqual(withoutTimes(added.workDir), withoutTimes(fromStart.workDir));
+    // the emphasis reaches the data: without it the same run ends elsewhere
+    const plain = startStageTwo('emphasis-none');
+    await trainDefaultModel(emphasised([]), plain);
+    const c = checkpointTensors(plain.workDir, 'diffusion');
+    assert.ok([...a].some(([key, values]) => !Buffer.from(values.buffer).equals(Buffer.from(c.get(key)!.buffer))), 'the emphasis changed nothing');
+    // the weights of the steps taken are kept: dropping the emphasis is refused
+    await assert.rejects(trainDefaultModel(emphasised([]), added), /other shape weights/);
   });
 
   test('the latest checkpoint exports on demand; a changed recipe is refused', async () => {

@@ -199,6 +199,31 @@ test('every shape, colour, texture, rare object and background is drawn', () => 
   assert.ok(rareRate > 0.6 * DEFAULT_RARE_PROBABILITY && rareRate <= DEFAULT_RARE_PROBABILITY, `rare objects are ${rareRate} of all objects`);
 });
 
+test('shape weights draw the named shapes that much more often, and change nothing when absent', () => {
+  const shares = (options: { shapeWeights?: Record<string, number> }) => {
+    const counts = new Map<string, number>();
+    let plain = 0;
+    for (let seed = 0; seed < 3000; seed++) {
+      for (const object of sampleScene(seed, options).objects) {
+        if (object.colour === null) continue;
+        plain++;
+        counts.set(object.shape, (counts.get(object.shape) ?? 0) + 1);
+      }
+    }
+    return Object.fromEntries(SHAPE_NAMES.map((shape) => [shape, (counts.get(shape) ?? 0) / plain]));
+  };
+  const weighted = shares({ shapeWeights: { hexagon: 3, star: 2, moon: 0 } });
+  // 3 + 2 + 0 + 7 others: hexagon 3/12, star 2/12, moon never, each other shape 1/12 (similar pairs repeat a draw)
+  assert.ok(Math.abs(weighted.hexagon! - 3 / 12) < 0.025, `hexagon share ${weighted.hexagon}`);
+  assert.ok(Math.abs(weighted.star! - 2 / 12) < 0.02, `star share ${weighted.star}`);
+  assert.equal(weighted.moon, 0);
+  assert.ok(Math.abs(weighted.circle! - 1 / 12) < 0.015, `circle share ${weighted.circle}`);
+  for (let seed = 0; seed < 50; seed++) assert.deepEqual(sampleScene(seed, { shapeWeights: {} }), sampleScene(seed));
+  assert.throws(() => sampleScene(0, { shapeWeights: { hexagonn: 2 } as never }), /unknown shape 'hexagonn'/);
+  assert.throws(() => sampleScene(0, { shapeWeights: { star: -1 } }), /shapeWeights\.star must be a finite number ≥ 0/);
+  assert.throws(() => sampleScene(0, { shapeWeights: Object.fromEntries(SHAPE_NAMES.map((shape) => [shape, 0])) }), /every shape has weight 0/);
+});
+
 test('background colour exclusions match the renders', () => {
   // a colour is "near" a background pixel within the distance its regions grow to
   const near = COLOUR_GROW_DISTANCE;
