@@ -504,6 +504,9 @@ describe('resume and export', () => {
     assert.match(card, /\| sampling defaults \| DPM-Solver\+\+\(2M\), 3 steps, guidance 4 rescaled by 0\.5 \(scheduler\/ and generation_config\.json\); box-controlled synthesis samples with DDIM \|/);
     assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
+    assert.doesNotMatch(card, /training scenes draw/);
+    const emphasised = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: { hexagon: 3, star: 2 } }] } } };
+    assert.match(renderModelCard(emphasised, report, 'x'), /From stage-2 step 3 on, the training scenes draw hexagon 3x, star 2x as often as the other shapes\./);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
     assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
   });
