@@ -261,6 +261,13 @@ describe('resume and export', () => {
     for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
   });
   let straight: string;
+  /** a copy of the straight run's work folder without its stage-2 checkpoint: stage 2 starts afresh on its VAE */
+  const startStageTwo = (name: string) => {
+    const dir = join(scratch, name);
+    cpSync(straight, dir, { recursive: true });
+    rmSync(join(dir, 'diffusion', 'checkpoint'), { recursive: true });
+    return { workDir: dir, outDir: join(dir, 'model') };
+  };
 
   test('an uninterrupted run trains both stages, logs every other step and exports a loadable pipeline', async () => {
     straight = join(scratch, 'straight');
@@ -404,13 +411,6 @@ describe('resume and export', () => {
         r.diffusion.previewEvery = 0;
         r.diffusion.optimizer = { ...r.diffusion.optimizer, schedule: 'warmup_stable_decay', decaySteps: 2 };
       });
-    // both runs start stage 2 afresh on the VAE of the straight run
-    const startStageTwo = (name: string) => {
-      const dir = join(scratch, name);
-      cpSync(straight, dir, { recursive: true });
-      rmSync(join(dir, 'diffusion', 'checkpoint'), { recursive: true });
-      return { workDir: dir, outDir: join(dir, 'model') };
-    };
     const rewound = startStageTwo('wsd-rewound');
     assert.throws(() => rewindToStableCheckpoint(rewound.workDir), /has not reached the start of its decay/);
     assert.equal((await trainDefaultModel(wsd(6), rewound)).diffusionStep, 6);
@@ -438,12 +438,6 @@ describe('resume and export', () => {
         r.diffusion.shapeEmphasis = shapeEmphasis;
       });
     const fromThree = emphasised([{ fromStep: 3, weights: onlyHexagons }]);
-    const startStageTwo = (name: string) => {
-      const dir = join(scratch, name);
-      cpSync(straight, dir, { recursive: true });
-      rmSync(join(dir, 'diffusion', 'checkpoint'), { recursive: true });
-      return { workDir: dir, outDir: join(dir, 'model') };
-    };
     const fromStart = startStageTwo('emphasis-from-start');
     await trainDefaultModel(fromThree, fromStart);
     const added = startStageTwo('emphasis-added');
