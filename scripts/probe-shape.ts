@@ -14,6 +14,7 @@ import { tensorToRgbImages } from '../trainer/io/image.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
 import { DDPMScheduler } from '../trainer/schedulers/scheduling_ddpm.ts';
+import { rgbImagesToTensor } from '../trainer/train/vae_stage.ts';
 import { Generator } from '../trainer/util/random.ts';
 import { COLOUR_NAMES, SHAPE_NAMES } from '../trainer/world/definitions.ts';
 import { judgeScene } from '../trainer/world/evaluator/evaluate.ts';
@@ -68,9 +69,8 @@ function compareCaptions(other: string): void {
   const count = parseNumber(values.scenes, 'scenes', 16, isPositiveInteger);
   const scenes = oneObjectScenes(count);
   const size = pipeline.defaultSize;
-  const pixels = new Float32Array(count * size * size * 3);
-  scenes.forEach((scene, i) => renderScene(scene, size, { masks: false }).image.forEach((v, j) => (pixels[i * size * size * 3 + j] = v / 127.5 - 1)));
-  const latents = tf.tidy(() => pipeline.vae.scaleLatents(pipeline.vae.encode(tf.tensor4d(pixels, [count, size, size, 3])).mean));
+  const renders = scenes.map((scene) => ({ width: size, height: size, data: renderScene(scene, size, { masks: false }).image }));
+  const latents = tf.tidy(() => pipeline.vae.scaleLatents(pipeline.vae.encode(rgbImagesToTensor(renders)).mean));
   const captions = scenes.map((scene) => captionOf(scene));
   const contexts = {
     true: pipeline.encodePrompt(captions),

@@ -133,7 +133,8 @@ export function heldOutScenes(count: number, size: number, firstSeed: number): H
   });
 }
 
-function toTensor(images: readonly RgbImage[]): tf.Tensor4D {
+/** 8-bit RGB images as one NHWC tensor in [-1, 1], the VAE's input range. */
+export function rgbImagesToTensor(images: readonly RgbImage[]): tf.Tensor4D {
   const { width, height } = images[0]!;
   const data = new Float32Array(images.length * width * height * 3);
   images.forEach((image, i) => image.data.forEach((v, j) => (data[i * width * height * 3 + j] = v / 127.5 - 1)));
@@ -146,7 +147,7 @@ export function reconstruct(vae: AutoencoderKL, images: readonly RgbImage[], bat
   for (let start = 0; start < images.length; start += batch) {
     const chunk = images.slice(start, start + batch);
     const decoded = tf.tidy(() => {
-      const x = toTensor(chunk);
+      const x = rgbImagesToTensor(chunk);
       const y = vae.decode(vae.encode(x).mean);
       return tf.clipByValue(tf.add(tf.mul(y, 127.5), 127.5), 0, 255);
     });
