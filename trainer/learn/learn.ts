@@ -102,7 +102,9 @@ function checkOutputFolders(outDir: string, checkpointDir: string, resume: boole
 /** The learning stage; iterate it for events, its return value is the written concept. */
 export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, LearnResult> {
   const started = Date.now();
-  const options = resolveOptions(request.preset ?? 'paper', request.options);
+  const preset = request.preset ?? 'paper';
+  // checked before a model loads; resolved again below on the model's attention layers when it names its own
+  resolveOptions(preset, request.options);
   const count = request.masks.length;
   if (count === 0) throw new Error('learning needs at least one instance mask');
   if (request.names && request.names.length > count) throw new Error(`${request.names.length} names for ${count} masks`);
@@ -113,6 +115,7 @@ export async function* learn(request: LearnRequest): AsyncGenerator<LearnEvent, 
   const runtime = await initRuntime();
 
   const pipeline = StableDiffusionPipeline.fromPretrained(resolve(request.model));
+  const options = resolveOptions(preset, request.options, pipeline.attentionLayers.learning ?? undefined);
   let learner: Learner | null = null;
   let phaseState: PhaseState | null = null;
   let image: tf.Tensor4D | null = null;

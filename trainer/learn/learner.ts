@@ -11,7 +11,7 @@ import { Generator } from '../util/random.ts';
 import { attachTrainableLora, type TrainableLora } from '../concepts/lora.ts';
 import { AttentionRecorder, groupByResolution, jointHeadMean, type LayerMaps } from './attention.ts';
 import type { AttentionMass, Phase, StepOutcome, TokenAttentionMap } from './events.ts';
-import { selectAttentionLayers } from './layers.ts';
+import { selectAttentionLayers } from '../models/attention_layers.ts';
 import { attentionTermAt, attentionTermLoss, maskedReconstructionLoss, mseLoss, type AttentionTerm } from './losses.ts';
 import { binarize, flipHorizontal, resizeBilinear, resizeNearest, unionMask, type Mask } from './masks.ts';
 import { AdamW, clipGradNorm, lrFactor } from './optim.ts';

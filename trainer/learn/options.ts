@@ -1,7 +1,8 @@
 // Every hyper-parameter of the learning stage as a named option, with the spec's defaults (§1), the presets
 // `paper`, `reference`, `fast` and `bas`, and the switches for the baselines and ablations of §5.
 import { ATTENTION_MODES, type AttentionMode, type AttentionSchedule } from './losses.ts';
-import type { LayerSelection } from './layers.ts';
+import { layerSelectionProblem, type LayerSelection } from '../models/attention_layers.ts';
+import type { LearningLayers } from '../pipelines/attention_layers_config.ts';
 import type { SamplingMode } from './sampling.ts';
 
 export type LrSchedule = 'cosine' | 'constant';
@@ -96,12 +97,15 @@ export const PHASE1_LAYERS: LayerSelection = { kind: 'cross', places: ['up'], re
 /** Encoder and decoder cross-attention at the coarsest resolution, mid excluded: {4,5,7,8,9} on SD2.1-base. */
 export const PHASE2_LAYERS: LayerSelection = { kind: 'cross', places: ['down', 'up'], resolution: { coarsest: 1 } };
 
+/** The spec's sets; a model folder may name its own (attention_layers.json) where these do not ground its words. */
+export const SPEC_LEARNING_LAYERS: LearningLayers = { phase1: PHASE1_LAYERS, phase2: PHASE2_LAYERS };
+
 /** AdamW with weight decay 1e-2, eps 1e-8 and clipping at 1, shared by every preset. */
 function adamw(learningRate: number, schedule: LrSchedule, warmupSteps: number, beta2: number): OptimizerOptions {
   return { learningRate, betas: [0.9, beta2], weightDecay: 1e-2, eps: 1e-8, maxGradNorm: 1, schedule, warmupSteps };
 }
 
-function reference(): LearnOptions {
+function reference(layers: LearningLayers): LearnOptions {
   const attention = { rewardSteps: 200, timestepThreshold: 500, rewardWeight: 1e-2, penaltyWeight: 2e-2, rewardAlpha: 0.5 };
   return {
     seed: 0,
@@ -113,7 +117,7 @@ function reference(): LearnOptions {
       enabled: true,
       steps: 600,
       optimizer: adamw(5e-3, 'cosine', 10, 0.99),
-      attention: { mode: 'reward-penalty', ...attention, layers: PHASE1_LAYERS },
+      attention: { mode: 'reward-penalty', ...attention, layers: layers.phase1 },
       reconstructionWeight: 1,
       maskedLoss: true,
       prior: false,
@@ -125,7 +129,7 @@ function reference(): LearnOptions {
       loraRank: 4,
       loraAlpha: 4,
       optimizer: adamw(2e-6, 'constant', 0, 0.99),
-      attention: { mode: 'penalty', ...attention, layers: PHASE2_LAYERS },
+      attention: { mode: 'penalty', ...attention, layers: layers.phase2 },
       reconstructionWeight: 1,
       maskedLoss: true,
       pinVocabulary: true,
@@ -154,17 +158,17 @@ function withLora(options: LearnOptions): LearnOptions {
   };
 }
 
-const PRESETS: Record<PresetName, () => LearnOptions> = {
+const PRESETS: Record<PresetName, (layers: LearningLayers) => LearnOptions> = {
   // The reference code (Kareneveve/MIFO): 600 + 400 steps, full fine-tuning with chair prior preservation.
   reference,
   // The paper's schedule (200 reward + 600 penalty steps, then 400) with the studio's LoRA phase 2.
-  paper: () => {
-    const base = withLora(reference());
+  paper: (layers) => {
+    const base = withLora(reference(layers));
     return { ...base, phase1: { ...base.phase1, steps: 800 } };
   },
   // A few seconds on the embedded/test models: same losses, short schedules, frequent observation.
-  fast: () => {
-    const base = withLora(reference());
+  fast: (layers) => {
+    const base = withLora(reference(layers));
     return {
       ...base,
       phase1: {
@@ -180,9 +184,9 @@ const PRESETS: Record<PresetName, () => LearnOptions> = {
   },
   // Break-a-Scene (google/break-a-scene): 400 + 400 steps, reward on max-normalised maps at every timestep, constant
   // LR, β₂ 0.999, prior preservation in both phases, BaS token initialisation, vocabulary rows free in phase 2.
-  bas: () => {
-    const base = reference();
-    const attention = { ...base.phase1.attention, mode: 'bas' as const, rewardWeight: 1e-2, layers: PHASE2_LAYERS };
+  bas: (layers) => {
+    const base = reference(layers);
+    const attention = { ...base.phase1.attention, mode: 'bas' as const, rewardWeight: 1e-2, layers: layers.phase2 };
     return {
       ...base,
       tokenInit: 'bas',
@@ -200,10 +204,10 @@ const PRESETS: Record<PresetName, () => LearnOptions> = {
   },
 };
 
-export function presetOptions(name: PresetName): LearnOptions {
+export function presetOptions(name: PresetName, layers: LearningLayers = SPEC_LEARNING_LAYERS): LearnOptions {
   const make = PRESETS[name];
   if (!make) throw new Error(`unknown preset '${name}' (one of: ${PRESET_NAMES.join(', ')})`);
-  return make();
+  return make(layers);
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends unknown[] ? T[K] : T[K] extends object | null ? DeepPartial<T[K]> : T[K] };
@@ -277,7 +281,8 @@ function validateAttention(a: AttentionLossOptions, where: string): void {
   check(isNonNegative(a.timestepThreshold), `${where}.timestepThreshold must be ≥ 0`);
   check(isNonNegative(a.rewardWeight) && isNonNegative(a.penaltyWeight), `${where} weights must be ≥ 0`);
   check(Number.isFinite(a.rewardAlpha), `${where}.rewardAlpha must be a number`);
-  check(a.layers?.kind === 'cross' || a.layers?.kind === 'self', `${where}.layers.kind must be cross or self`);
+  const layersProblem = layerSelectionProblem(a.layers);
+  check(layersProblem === null, `${where}.layers ${layersProblem}`);
 }
 
 /** SD's latents at 4096² already need about 20 GB for one UNet pass; anything larger is a typo. */
@@ -314,7 +319,7 @@ export function validateOptions(o: LearnOptions): LearnOptions {
   return o;
 }
 
-/** A preset with overrides, validated. */
-export function resolveOptions(preset: PresetName = 'paper', overrides?: DeepPartial<LearnOptions>): LearnOptions {
-  return validateOptions(mergeOptions(presetOptions(preset), overrides));
+/** A preset (on `layers`: the model's, else the spec's) with overrides, validated. */
+export function resolveOptions(preset: PresetName = 'paper', overrides?: DeepPartial<LearnOptions>, layers: LearningLayers = SPEC_LEARNING_LAYERS): LearnOptions {
+  return validateOptions(mergeOptions(presetOptions(preset, layers), overrides));
 }

@@ -12,6 +12,7 @@ import { DPMSolverMultistepScheduler } from '../schedulers/scheduling_dpmsolver_
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { Generator } from '../util/random.ts';
 import { guidedPrediction } from './guidance.ts';
+import { NO_MODEL_ATTENTION_LAYERS, readModelAttentionLayers, type ModelAttentionLayers } from './attention_layers_config.ts';
 import { DIFFUSERS_GENERATION_DEFAULTS, readGenerationDefaults, SAMPLER_NAMES, withGenerationDefaults, type GenerationDefaults, type SamplerName } from './generation_defaults.ts';
 
 export interface StepInfo {
@@ -67,6 +68,8 @@ export class StableDiffusionPipeline {
     readonly vae: AutoencoderKL,
     readonly schedulerConfig: SchedulerConfig,
     readonly generationDefaults: GenerationDefaults = DIFFUSERS_GENERATION_DEFAULTS,
+    /** the folder's attention_layers.json: where learning and box control read attention instead of the spec's layers */
+    readonly attentionLayers: ModelAttentionLayers = NO_MODEL_ATTENTION_LAYERS,
   ) {}
 
   static fromPretrained(dir: string): StableDiffusionPipeline {
@@ -77,7 +80,7 @@ export class StableDiffusionPipeline {
     const vae = AutoencoderKL.fromPretrained(requireComponent(dir, index, 'vae', ['AutoencoderKL'])).model;
     const schedulerDir = requireComponent(dir, index, 'scheduler', ['DDIMScheduler', 'DDPMScheduler', 'PNDMScheduler', 'EulerDiscreteScheduler', 'LMSDiscreteScheduler', 'DPMSolverMultistepScheduler', 'EulerAncestralDiscreteScheduler']);
     const schedulerConfig = readComponentConfig<SchedulerConfig>(schedulerDir, 'scheduler_config.json');
-    return new StableDiffusionPipeline(dir, tokenizer, textEncoder, unet, vae, schedulerConfig, readGenerationDefaults(dir));
+    return new StableDiffusionPipeline(dir, tokenizer, textEncoder, unet, vae, schedulerConfig, readGenerationDefaults(dir), readModelAttentionLayers(dir));
   }
 
   /** The image side the UNet was trained for. */

@@ -142,8 +142,11 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   const analysis = analysePrompt(pipe.tokenizer, options.prompt);
   const subjects = resolveSubjects(pipe.tokenizer, analysis, boxes.length, options.subjects);
   const unet = pipe.unet;
-  const lossLayers = control.lossLayers ? layersByOrder(unet.attentionLayers, control.lossLayers, 'loss layers') : selectLayers(unet.attentionLayers).loss;
-  const mapLayers = control.mapLayers ? layersByOrder(unet.attentionLayers, control.mapLayers, 'map layers') : selectLayers(unet.attentionLayers).maps;
+  const modelLayers = pipe.attentionLayers.synthesis;
+  const lossOrders = control.lossLayers ?? modelLayers?.lossLayers;
+  const mapOrders = control.mapLayers ?? modelLayers?.mapLayers;
+  const lossLayers = lossOrders ? layersByOrder(unet.attentionLayers, lossOrders, 'loss layers') : selectLayers(unet.attentionLayers).loss;
+  const mapLayers = mapOrders ? layersByOrder(unet.attentionLayers, mapOrders, 'map layers') : selectLayers(unet.attentionLayers).maps;
   const factor = pipe.vae.scaleFactor;
   if (!Number.isInteger(height / factor) || !Number.isInteger(width / factor) || height <= 0 || width <= 0) {
     throw new Error(`height and width must be positive multiples of ${factor}, got ${height}x${width}`);

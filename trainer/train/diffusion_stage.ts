@@ -1,7 +1,7 @@
 // Stage 2: the CLIPTextModel and UNet2DConditionModel, trained together from scratch on the diffusion loss in the
 // latent space of the frozen stage-1 VAE. Captions are dropped to "" at a fixed rate so the same model serves as the
 // unconditional branch of classifier-free guidance. An EMA of both networks is what gets exported.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { tensorToRgbImages } from '../io/image.ts';
@@ -9,6 +9,7 @@ import { AutoencoderKL } from '../models/autoencoder_kl.ts';
 import { CLIPTextModel, type CLIPTextConfig } from '../models/clip_text_model.ts';
 import { UNet2DConditionModel } from '../models/unet_2d_condition.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
+import { ATTENTION_LAYERS_FILE, attentionLayersJson } from '../pipelines/attention_layers_config.ts';
 import { GENERATION_CONFIG_FILE, generationConfigJson, SCHEDULER_CLASS_OF_SAMPLER } from '../pipelines/generation_defaults.ts';
 import { tf } from '../runtime/backend.ts';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
@@ -148,7 +149,8 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
 
 /**
  * Writes the diffusers pipeline folder: model_index.json, scheduler, tokenizer, text_encoder, unet and vae, with the
- * EMA weights of the text encoder and UNet, all in `dtype`, and generation_config.json with the recipe's sampling settings.
+ * EMA weights of the text encoder and UNet, all in `dtype`, generation_config.json with the recipe's sampling settings
+ * and, when the recipe names them, attention_layers.json.
  */
 export async function exportPipeline(
   outDir: string,
@@ -180,6 +182,9 @@ export async function exportPipeline(
   const solverVariant = recipe.generation.sampler === 'dpm-solver++' ? DPM_SOLVER_VARIANT : {};
   json('scheduler/scheduler_config.json', { _class_name: schedulerClass, _diffusers_version: DIFFUSERS_VERSION, ...recipe.scheduler, ...solverVariant });
   json(GENERATION_CONFIG_FILE, generationConfigJson(recipe.generation));
+  const attentionLayers = attentionLayersJson(recipe.attentionLayers);
+  if (attentionLayers) json(ATTENTION_LAYERS_FILE, attentionLayers);
+  else rmSync(join(outDir, ATTENTION_LAYERS_FILE), { force: true });
   writeWorldTokenizer(join(outDir, 'tokenizer'), recipe);
   const torchDtype = dtype === 'F16' ? 'float16' : 'float32';
   json('text_encoder/config.json', { ...models.textEncoderConfig, torch_dtype: torchDtype });

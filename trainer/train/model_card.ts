@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { readStageCheckpointState, type StageName } from './checkpoint.ts';
 import type { CeilingReport, GenerationReport, TimingReport } from './evaluate.ts';
 import type { Recipe } from './recipe.ts';
+import { describeSelection } from '../models/attention_layers.ts';
+import type { ModelAttentionLayers } from '../pipelines/attention_layers_config.ts';
 import { SAMPLER_TITLES } from '../pipelines/generation_defaults.ts';
 import type { ReconstructionReport } from './vae_stage.ts';
 
@@ -61,6 +63,15 @@ const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 
 /** The card as markdown: what the model is, how it was trained, what it measures, and whether it meets the bars. */
+/** The card's row for attention_layers.json, when the recipe names layers. */
+function attentionLayersRow(layers: ModelAttentionLayers): string[] {
+  const parts = [
+    layers.learning && `learning: phase 1 ${describeSelection(layers.learning.phase1)}, phase 2 ${describeSelection(layers.learning.phase2)}`,
+    layers.synthesis && `box control: losses ℓ ${layers.synthesis.lossLayers.join(',')}, maps ℓ ${layers.synthesis.mapLayers.join(',')}`,
+  ].filter(Boolean);
+  return parts.length > 0 ? [`| attention layers | ${parts.join('; ')} (attention_layers.json: where this model's words ground, \`scripts/probe-attention.ts\`) |`] : [];
+}
+
 export function renderModelCard(training: TrainingRecord, report: EvaluationReport, evalCommand: string): string {
   const { recipe } = training;
   const unet = recipe.unet;
@@ -97,6 +108,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     `| vae | AutoencoderKL, channels ${vae.block_out_channels.join('/')}, ${vae.latent_channels} latent channels |`,
     `| scheduler | ${recipe.scheduler.prediction_type}${recipe.scheduler.rescale_betas_zero_snr ? ', zero terminal SNR' : ''}, ${recipe.scheduler.timestep_spacing} spacing |`,
     `| sampling defaults | ${SAMPLER_TITLES[recipe.generation.sampler]}, ${recipe.generation.steps} steps, guidance ${recipe.generation.guidance}${recipe.generation.guidanceRescale ? ` rescaled by ${recipe.generation.guidanceRescale}` : ''} (scheduler/ and generation_config.json); box-controlled synthesis samples with DDIM |`,
+    ...attentionLayersRow(recipe.attentionLayers),
     '',
     'Weights are float16 safetensors.',
     '',

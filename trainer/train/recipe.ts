@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { AutoencoderKLConfig } from '../models/autoencoder_kl.ts';
 import type { UNet2DConditionConfig } from '../models/unet_2d_condition.ts';
 import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
+import { NO_MODEL_ATTENTION_LAYERS, parseAttentionLayers, type ModelAttentionLayers } from '../pipelines/attention_layers_config.ts';
 import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
 import { SHAPE_NAMES } from '../world/definitions.ts';
 import { checkShapeWeights, type ShapeWeights } from '../world/sampler.ts';
@@ -118,6 +119,8 @@ export interface Recipe {
   diffusion: DiffusionStageRecipe;
   /** what text-to-image with the exported model defaults to: its scheduler and generation_config.json (measured, not trained) */
   generation: GenerationDefaults;
+  /** where the exported model's words ground in its images, for learning and box control: attention_layers.json (measured) */
+  attentionLayers: ModelAttentionLayers;
 }
 
 export class RecipeError extends Error {
@@ -195,7 +198,7 @@ function parseBookkeeping(raw: Json, where: string): StageBookkeeping {
 /** Validates a parsed recipe. Model configs are checked again, in full, by the model constructors. */
 export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const raw = object(input, source);
-  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'decoder', 'diffusion', 'generation'], source);
+  checkKeys(raw, ['name', 'seed', 'world', 'textEncoder', 'unet', 'scheduler', 'vae', 'decoder', 'diffusion', 'generation', 'attentionLayers'], source);
   if (typeof raw.name !== 'string' || raw.name.length === 0) throw new RecipeError(`${source}.name must be a non-empty string`);
 
   const worldRaw = object(raw.world, `${source}.world`);
@@ -282,6 +285,13 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     guidanceRescale: number(generationRaw, 'guidanceRescale', `${source}.generation`, unitInterval, 'in [0, 1]'),
   };
 
+  let attentionLayers = NO_MODEL_ATTENTION_LAYERS;
+  try {
+    if (raw.attentionLayers !== undefined) attentionLayers = parseAttentionLayers(raw.attentionLayers, `${source}.attentionLayers`);
+  } catch (error) {
+    throw new RecipeError((error as Error).message);
+  }
+
   checkScheduleFits(vae, `${source}.vae`);
   checkScheduleFits(decoder, `${source}.decoder`);
   checkScheduleFits(diffusion, `${source}.diffusion`);
@@ -296,6 +306,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     decoder,
     diffusion,
     generation,
+    attentionLayers,
   };
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readComponentConfig } from '../../../trainer/io/diffusers.ts';
 import { UNet2DConditionModel, type UNet2DConditionConfig } from '../../../trainer/models/unet_2d_condition.ts';
-import { layerStride, selectAttentionLayers } from '../../../trainer/learn/layers.ts';
+import { layerStride, selectAttentionLayers } from '../../../trainer/models/attention_layers.ts';
 import { PHASE1_LAYERS, PHASE2_LAYERS } from '../../../trainer/learn/options.ts';
 import { fixturesDir, SD21_BASE_UNET_CONFIG } from '../../helpers.ts';
 

@@ -33,6 +33,23 @@ describe('learning options and presets', () => {
     assert.deepEqual([bas.phase1.prior, bas.phase2.prior, bas.prior.classPrompt], [true, true, 'a photo at the beach']);
   });
 
+  test('a model’s own layers replace the spec’s sets in every preset; an explicit option still wins', () => {
+    const model = {
+      phase1: { kind: 'cross' as const, places: ['up' as const], resolution: { strides: [4, 8] } },
+      phase2: { kind: 'cross' as const, places: ['down' as const, 'up' as const], resolution: { strides: [4] } },
+    };
+    for (const preset of ['reference', 'paper', 'fast'] as const) {
+      const o = resolveOptions(preset, {}, model);
+      assert.deepEqual([o.phase1.attention.layers, o.phase2.attention.layers], [model.phase1, model.phase2], preset);
+      assert.deepEqual({ ...o, phase1: { ...o.phase1, attention: {} }, phase2: { ...o.phase2, attention: {} } }, { ...presetOptions(preset), phase1: { ...presetOptions(preset).phase1, attention: {} }, phase2: { ...presetOptions(preset).phase2, attention: {} } });
+    }
+    const bas = resolveOptions('bas', {}, model);
+    assert.deepEqual([bas.phase1.attention.layers, bas.phase2.attention.layers], [model.phase2, model.phase2]);
+    const chosen = resolveOptions('fast', { phase1: { attention: { layers: { resolution: { coarsest: 2 } } } } }, model);
+    assert.deepEqual(chosen.phase1.attention.layers, { kind: 'cross', places: ['up'], resolution: { coarsest: 2 } });
+    assert.throws(() => resolveOptions('fast', { phase1: { attention: { layers: { places: [] } } } }), /phase1.attention.layers places must list some of down, mid, up/);
+  });
+
   test('overrides merge deeply; unknown keys and invalid values are refused by name', () => {
     const o = resolveOptions('fast', { phase1: { optimizer: { learningRate: 1e-3 } } });
     assert.equal(o.phase1.optimizer.learningRate, 1e-3);

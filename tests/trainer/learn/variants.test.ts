@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +7,7 @@ import type { LearnEvent } from '../../../trainer/learn/events.ts';
 import { learn } from '../../../trainer/learn/learn.ts';
 import { combineOverrides, type DeepPartial, type LearnOptions, type PresetName } from '../../../trainer/learn/options.ts';
 import { readManifest } from '../../../trainer/concepts/format.ts';
+import { ATTENTION_LAYERS_FILE } from '../../../trainer/pipelines/attention_layers_config.ts';
 import { setupRuntime } from '../../helpers.ts';
 import { fixtureModel, TINY_RUN, TWO_OBJECTS } from './support.ts';
 
@@ -16,9 +17,9 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const cacheDir = join(root, 'class-cache');
 const smallPrior = { classPrompt: 'a photo of a chair', numImages: 2, generationSteps: 2, cacheDir };
 
-async function events(name: string, preset: PresetName, options: DeepPartial<LearnOptions>): Promise<LearnEvent[]> {
+async function events(name: string, preset: PresetName, options: DeepPartial<LearnOptions>, model = fixtureModel('tiny-sd2')): Promise<LearnEvent[]> {
   const out: LearnEvent[] = [];
-  const run = learn({ model: fixtureModel('tiny-sd2'), image: TWO_OBJECTS.image, masks: TWO_OBJECTS.masks, outDir: join(root, name), preset, options: combineOverrides(TINY_RUN, options) });
+  const run = learn({ model, image: TWO_OBJECTS.image, masks: TWO_OBJECTS.masks, outDir: join(root, name), preset, options: combineOverrides(TINY_RUN, options) });
   for await (const event of run as AsyncIterable<LearnEvent>) out.push(event);
   return out;
 }
@@ -47,6 +48,19 @@ describe('learning variants', () => {
     const manifest = readManifest(join(root, 'bas'));
     assert.equal(manifest.weights.type, 'full');
     assert.equal((manifest.options as LearnOptions).tokenInit, 'bas');
+  });
+
+  test('a model folder’s attention_layers.json chooses the layers of both phases', async () => {
+    const model = join(root, 'model-with-layers');
+    cpSync(fixtureModel('tiny-sd2'), model, { recursive: true });
+    const learning = {
+      phase1: { kind: 'cross', places: ['down', 'up'], resolution: { coarsest: 1 } },
+      phase2: { kind: 'cross', places: ['up'], resolution: { coarsest: 2 } },
+    };
+    writeFileSync(join(model, ATTENTION_LAYERS_FILE), JSON.stringify({ learning }));
+    await events('model-layers', 'fast', {}, model);
+    const options = readManifest(join(root, 'model-layers')).options as LearnOptions;
+    assert.deepEqual([options.phase1.attention.layers, options.phase2.attention.layers], [learning.phase1, learning.phase2]);
   });
 
   test('separate sampling shows one instance per step; TI-m writes tokens only', async () => {

@@ -232,6 +232,23 @@ describe(`box-controlled composition on ${variant.name}`, () => {
     for (const [name, other] of Object.entries({ off, caOnly, ba, noRefine })) assert.notDeepEqual(other.values, mifo.values, `${name} differs from MIFO`);
   });
 
+  test('a model folder’s layers replace the choice by role; explicit layers still win', async () => {
+    const byRole = selectLayers(pipe.unet.attentionLayers);
+    const decoderOnly = byRole.loss.filter((l) => l.place === 'up');
+    assert.ok(decoderOnly.length > 0 && decoderOnly.length < byRole.loss.length, 'the role choice holds mid and decoder layers');
+    const modelLayers = { lossLayers: decoderOnly.map((l) => l.order), mapLayers: byRole.maps.map((l) => l.order) };
+    const own = new StableDiffusionPipeline(pipe.modelDir, pipe.tokenizer, pipe.textEncoder, pipe.unet, pipe.vae, pipe.schedulerConfig, pipe.generationDefaults, { learning: null, synthesis: modelLayers });
+    const layersOf = async (p: StableDiffusionPipeline, control: object = {}) => {
+      const result = await compose(p, { prompt: PROMPT, boxes: BOXES, seed: 2, steps: 1, control: { ...FAST, guidanceSteps: 1, iterationsPerStep: 1, ...control } });
+      tf.dispose([result.images, result.latents]);
+      return { loss: result.record.layers.loss.map((l) => l.order), maps: result.record.layers.maps.map((l) => l.order) };
+    };
+    assert.deepEqual(await layersOf(pipe), { loss: byRole.loss.map((l) => l.order), maps: byRole.maps.map((l) => l.order) });
+    assert.deepEqual(await layersOf(own), { loss: modelLayers.lossLayers, maps: modelLayers.mapLayers });
+    const explicit = byRole.loss.map((l) => l.order);
+    assert.deepEqual((await layersOf(own, { lossLayers: explicit })).loss, explicit);
+  });
+
   test('cancellation and bad input', async () => {
     const controller = new AbortController();
     let steps = 0;

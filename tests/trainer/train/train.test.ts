@@ -17,6 +17,8 @@ import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedIma
 import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
+import { selectAttentionLayers } from '../../../trainer/models/attention_layers.ts';
+import { layersByOrder } from '../../../trainer/synth/layers.ts';
 import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, shapeWeightsAt, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
@@ -88,6 +90,14 @@ describe('recipe files', () => {
     const textEncoder = CLIPTextModel.fromConfig({ ...t, vocab_size: vocabSize, max_position_embeddings: t.maxLength });
     const total = parameters(textEncoder.store.specs) + parameters(new UNet2DConditionModel(recipe.unet).store.specs) + parameters(new AutoencoderKL(recipe.vae.config).store.specs);
     assert.ok(2 * total < 40e6, `${total} parameters take ${(2 * total) / 1e6} MB in fp16`);
+    // its attention layers exist in its UNet, and the mask maps share one resolution
+    const unet = new UNet2DConditionModel(recipe.unet);
+    const vaeFactor = 2 ** (recipe.vae.config.block_out_channels.length - 1);
+    const { learning, synthesis } = recipe.attentionLayers;
+    assert.ok(learning && synthesis, 'the default recipe names its attention layers');
+    for (const selection of [learning.phase1, learning.phase2]) assert.ok(selectAttentionLayers(unet.attentionLayers, selection, vaeFactor).length > 0);
+    layersByOrder(unet.attentionLayers, synthesis.lossLayers, 'loss layers');
+    assert.equal(new Set(layersByOrder(unet.attentionLayers, synthesis.mapLayers, 'map layers').map((l) => l.level)).size, 1);
   });
 
   test('mistakes are refused with the field named', () => {
@@ -113,9 +123,13 @@ describe('recipe files', () => {
     assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
     // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
     assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
-    // sampling settings are chosen after training: changing them leaves the checkpoints valid
+    // sampling settings and attention layers are chosen after training: changing them leaves the checkpoints valid
     const resampled = parseRecipe({ ...raw, generation: { ...generation, sampler: 'ddim', steps: 50 } });
     assert.equal(stageFingerprint(resampled, 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
+    const layered = parseRecipe({ ...raw, attentionLayers: { synthesis: { lossLayers: [1], mapLayers: [1] } } });
+    assert.deepEqual(layered.attentionLayers, { learning: null, synthesis: { lossLayers: [1], mapLayers: [1] } });
+    assert.equal(stageFingerprint(layered, 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
+    assert.throws(() => parseRecipe({ ...raw, attentionLayers: { synthesis: { lossLayers: [1] } } }), (error: Error) => error instanceof RecipeError && /recipe.attentionLayers: synthesis lacks 'mapLayers'/.test(error.message));
   });
 
   test('learning-rate schedules: linear warm-up from 0, then constant or cosine down to minFactor', () => {
@@ -259,6 +273,7 @@ describe('resume and export', () => {
   // a log record every other step, so the stops below fall between records
   const recipe = tinyRecipe((r) => {
     for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+    r.attentionLayers = { learning: null, synthesis: { lossLayers: [3, 5], mapLayers: [5] } };
   });
   let straight: string;
   /** a copy of the straight run's work folder without its stage-2 checkpoint: stage 2 starts afresh on its VAE */
@@ -292,6 +307,7 @@ describe('resume and export', () => {
     // the folder names the recipe's sampler and settings, and text-to-image defaults to them
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'model_index.json'), 'utf8')).scheduler, ['diffusers', 'DPMSolverMultistepScheduler']);
     assert.deepEqual(pipeline.generationDefaults, recipe.generation);
+    assert.deepEqual(pipeline.attentionLayers, recipe.attentionLayers);
     const prompt = 'a photo of a red striped circle on snow';
     const generated = await pipeline.generate({ prompt, seed: 1 });
     assert.equal(generated.timesteps.length, recipe.generation.steps);
@@ -499,6 +515,12 @@ describe('resume and export', () => {
     assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
     assert.doesNotMatch(card, /training scenes draw/);
+    assert.match(card, /\| attention layers \| box control: losses ℓ 3,5, maps ℓ 5 \(attention_layers\.json/);
+    const learning = { phase1: { kind: 'cross' as const, places: ['up' as const], resolution: { strides: [4, 8] } }, phase2: { kind: 'cross' as const, places: ['down' as const, 'up' as const], resolution: { strides: [4] } } };
+    const grounded = { ...training, recipe: { ...training.recipe, attentionLayers: { learning, synthesis: null } } };
+    assert.match(renderModelCard(grounded, report, 'x'), /\| attention layers \| learning: phase 1 cross up @ 1\/4, 1\/8, phase 2 cross down\+up @ 1\/4 \(attention_layers/);
+    const plain = { ...training, recipe: { ...training.recipe, attentionLayers: { learning: null, synthesis: null } } };
+    assert.doesNotMatch(renderModelCard(plain, report, 'x'), /attention layers/);
     const emphasised = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: { hexagon: 3, star: 2 } }] } } };
     assert.match(renderModelCard(emphasised, report, 'x'), /From stage-2 step 3 on, the training scenes draw hexagon 3x, star 2x as often as the other shapes\./);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };

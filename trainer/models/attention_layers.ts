@@ -1,8 +1,8 @@
 // Attention layers chosen by role (self/cross, encoder/mid/decoder) and resolution rather than by hard-coded index,
-// so one setting serves every UNet config. On SD1.x/SD2.1-base the presets give exactly the reference's sets:
-// phase 1 = cross indices 7-12 (decoder at 1/16 and 1/32 of the image side), phase 2 = {4,5,7,8,9} (encoder and
+// so one setting serves every UNet config. On SD1.x/SD2.1-base the learning presets give exactly the reference's
+// sets: phase 1 = cross indices 7-12 (decoder at 1/16 and 1/32 of the image side), phase 2 = {4,5,7,8,9} (encoder and
 // decoder at 1/32).
-import type { AttentionLayerInfo } from '../models/attention_processor.ts';
+import type { AttentionLayerInfo } from './attention_processor.ts';
 
 export type LayerPlace = AttentionLayerInfo['place'];
 
@@ -47,6 +47,27 @@ export function selectAttentionLayers(layers: readonly AttentionLayerInfo[], sel
     );
   }
   return chosen;
+}
+
+const LAYER_PLACES: readonly LayerPlace[] = ['down', 'mid', 'up'];
+
+/** What is wrong with a selection read from JSON (options, a model's attention_layers.json), or null. */
+export function layerSelectionProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be an object {kind, places, resolution}';
+  const { kind, places, resolution } = value as Record<string, unknown>;
+  if (kind !== 'cross' && kind !== 'self') return `kind must be cross or self, got ${JSON.stringify(kind)}`;
+  if (!Array.isArray(places) || places.length === 0 || !places.every((p) => LAYER_PLACES.includes(p as LayerPlace))) {
+    return `places must list some of ${LAYER_PLACES.join(', ')}, got ${JSON.stringify(places)}`;
+  }
+  if (typeof resolution !== 'object' || resolution === null) return 'resolution must be {coarsest: k} or {strides: [...]}';
+  const { coarsest, strides } = resolution as Record<string, unknown>;
+  const positiveInteger = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n > 0;
+  if ((coarsest === undefined) === (strides === undefined)) return `resolution must hold exactly one of coarsest and strides, got ${JSON.stringify(resolution)}`;
+  if (coarsest !== undefined && !positiveInteger(coarsest)) return `resolution.coarsest must be a positive integer, got ${JSON.stringify(coarsest)}`;
+  if (strides !== undefined && !(Array.isArray(strides) && strides.length > 0 && strides.every(positiveInteger))) {
+    return `resolution.strides must list positive integers, got ${JSON.stringify(strides)}`;
+  }
+  return null;
 }
 
 export function describeSelection(selection: LayerSelection): string {
