@@ -5,6 +5,9 @@
 // (its attention_layers.json) when it names them.
 //
 //   npx tsx scripts/eval-synthesis.ts --model DIR [--scenes 8] [--steps 50] [--out DIR]
+//     --control JSON   control overrides for the MIFO variants, e.g. '{"stepSizeStart":4,"stepSizeEnd":1}'
+//                      (the names of trainer/synth/options.ts; the layers stay each variant's)
+//     --variants LIST  a subset of off,role,model (default: all three; model only where the folder names layers)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,15 +18,32 @@ import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.t
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
 import { compose } from '../trainer/synth/compose.ts';
 import { selectLayers } from '../trainer/synth/layers.ts';
-import type { ControlOverrides, PresetName } from '../trainer/synth/options.ts';
+import { resolveControl, type ControlOverrides, type PresetName } from '../trainer/synth/options.ts';
 import { evaluateScene } from '../trainer/world/evaluator/evaluate.ts';
 import { renderScene } from '../trainer/world/render.ts';
 import { sampleScene } from '../trainer/world/sampler.ts';
 import { captionOf, type Box, type Scene } from '../trainer/world/scene.ts';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, scenes: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { model: { type: 'string' }, scenes: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, control: { type: 'string' }, variants: { type: 'string' } } });
+const VARIANT_KEYS = ['off', 'role', 'model'] as const;
+const chosenVariants = (values.variants ?? VARIANT_KEYS.join(',')).split(',');
+for (const key of chosenVariants) if (!(VARIANT_KEYS as readonly string[]).includes(key)) throw new Error(`--variants takes some of ${VARIANT_KEYS.join(', ')}, got '${key}'`);
 const sceneCount = parseNumber(values.scenes, 'scenes', 8, isPositiveInteger);
 const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
+
+function parseControl(text: string | undefined): ControlOverrides {
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`--control takes a JSON object, got '${text}'`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`--control takes a JSON object, got '${text}'`);
+  resolveControl('mifo', [], parsed as ControlOverrides);
+  return parsed as ControlOverrides;
+}
+const controlOverrides = parseControl(values.control);
 
 await initRuntime();
 const pipeline = StableDiffusionPipeline.fromPretrained(values.model ?? defaultModelDir());
@@ -31,12 +51,20 @@ const size = pipeline.defaultSize;
 const byRole = selectLayers(pipeline.unet.attentionLayers);
 const orders = (layers: { order: number }[]) => layers.map((layer) => layer.order);
 
-const variants: { label: string; preset: PresetName; control?: ControlOverrides }[] = [
-  { label: 'no control', preset: 'off' },
-  { label: 'MIFO, layers by role', preset: 'mifo', control: { lossLayers: orders(byRole.loss), mapLayers: orders(byRole.maps) } },
-];
 const own = pipeline.attentionLayers.synthesis;
-if (own) variants.push({ label: "MIFO, the model's layers", preset: 'mifo', control: { lossLayers: own.lossLayers, mapLayers: own.mapLayers } });
+if (chosenVariants.includes('model') && !own && values.variants) throw new Error(`${pipeline.modelDir} names no box-control layers (no synthesis part in its attention_layers.json)`);
+interface Variant {
+  key: (typeof VARIANT_KEYS)[number];
+  label: string;
+  preset: PresetName;
+  control?: ControlOverrides;
+}
+const allVariants: Variant[] = [
+  { key: 'off', label: 'no control', preset: 'off' },
+  { key: 'role', label: 'MIFO, layers by role', preset: 'mifo', control: { ...controlOverrides, lossLayers: orders(byRole.loss), mapLayers: orders(byRole.maps) } },
+];
+if (own) allVariants.push({ key: 'model', label: "MIFO, the model's layers", preset: 'mifo', control: { ...controlOverrides, lossLayers: own.lossLayers, mapLayers: own.mapLayers } });
+const variants = allVariants.filter((variant) => chosenVariants.includes(variant.key));
 
 function heldOutScenes(): Scene[] {
   const scenes: Scene[] = [];
@@ -50,10 +78,10 @@ function heldOutScenes(): Scene[] {
 
 const scenes = heldOutScenes();
 if (values.out) mkdirSync(values.out, { recursive: true });
-console.log(`${sceneCount} held-out scenes of 2-3 objects, each redrawn into its own boxes (DDIM ${steps} steps, seed = scene index)`);
+console.log(`${sceneCount} held-out scenes of 2-3 objects, each redrawn into its own boxes (DDIM ${steps} steps, seed = scene index${values.control ? `, MIFO control ${values.control}` : ''})`);
 console.log('| variant | images with every object right | objects of the right shape and colour | mean IoU (found objects) | mean leakage | s per image |');
 console.log('|---|---|---|---|---|---|');
-for (const [variantIndex, variant] of variants.entries()) {
+for (const variant of variants) {
   let imagesRight = 0;
   let objects = 0;
   let objectsRight = 0;
@@ -66,7 +94,7 @@ for (const [variantIndex, variant] of variants.entries()) {
     const result = await compose(pipeline, { prompt: captionOf(scene), boxes, seed: index, steps, preset: variant.preset, control: variant.control });
     const image = tensorToRgbImages(result.images)[0]!;
     tf.dispose([result.images, result.latents]);
-    if (values.out) await writePng(join(values.out, `variant${variantIndex}-scene${index}.png`), image);
+    if (values.out) await writePng(join(values.out, `${variant.key}-scene${index}.png`), image);
     const judged = evaluateScene(image, scene.objects.map((object, i) => ({ shape: object.shape, colour: object.colour, texture: object.texture, box: boxes[i] })));
     const right = judged.map((object) => object.found && object.shape.correct && object.colour.correct);
     objects += judged.length;

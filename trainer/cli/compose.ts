@@ -51,8 +51,9 @@ Control (defaults: the MIFO reference):
   --refine-every N       refine again every N steps (5)
   --clusters N           k-means clusters per subject (3)
   --kmeans-inits N       k-means restarts at the first refinement (100)
-  --loss-layers L,L,...  explicit loss layers by ℓ index (default: mid block + first 16²-level decoder block)
-  --map-layers L,L,...   explicit mask-map layers by ℓ index
+  --loss-layers L,L,...  explicit loss layers by ℓ index (default: the model's attention_layers.json, else the mid
+                         block + the first decoder block one level finer)
+  --map-layers L,L,...   explicit mask-map layers by ℓ index (default: the model's, else that decoder block)
   --preview-every K      also write the x̂0 preview of every K-th step as FILE-stepNNN[-i].png`;
 
 function parseBox(text: string): number[] {
