@@ -4,7 +4,7 @@ import { tf } from '../runtime/backend.ts';
 import type { Generator } from '../util/random.ts';
 import { REFERENCE_SEED_BASE } from '../world/evaluator/reference.ts';
 import { renderScene } from '../world/render.ts';
-import { sampleScene, type ShapeWeights } from '../world/sampler.ts';
+import { sampleScene, type SceneEmphasisOptions } from '../world/sampler.ts';
 import { captionOf } from '../world/scene.ts';
 import type { WorldRecipe } from './recipe.ts';
 
@@ -21,7 +21,7 @@ export interface WorldBatch {
 const TRAINING_SEED_LIMIT = REFERENCE_SEED_BASE;
 
 /** Renders `count` training scenes at world.imageSize; with `crop`, a random crop × crop window of each. */
-export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: number, crop = world.imageSize, shapeWeights?: ShapeWeights): WorldBatch {
+export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: number, crop = world.imageSize, sceneOptions: SceneEmphasisOptions = {}): WorldBatch {
   const size = world.imageSize;
   if (!Number.isInteger(crop) || crop < 1 || crop > size) throw new Error(`crop must be an integer in 1..${size}, got ${crop}`);
   const pixels = new Float32Array(count * crop * crop * 3);
@@ -29,7 +29,7 @@ export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: 
   const seeds: number[] = [];
   for (let b = 0; b < count; b++) {
     const seed = generator.randint(TRAINING_SEED_LIMIT);
-    const scene = sampleScene(seed, { split: 'train', minObjects: world.minObjects, maxObjects: world.maxObjects, shapeWeights });
+    const scene = sampleScene(seed, { split: 'train', minObjects: world.minObjects, maxObjects: world.maxObjects, ...sceneOptions });
     const { image } = renderScene(scene, size, { masks: false });
     const x0 = crop < size ? generator.randint(size - crop + 1) : 0;
     const y0 = crop < size ? generator.randint(size - crop + 1) : 0;

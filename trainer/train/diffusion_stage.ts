@@ -22,7 +22,7 @@ import type { NamedParameter } from './checkpoint.ts';
 import { batchTensor, drawWorldBatch, sliceSamples } from './data.ts';
 import { ExponentialMovingAverage } from './ema.ts';
 import { writePreviewGrid } from './preview.ts';
-import { DIFFUSERS_VERSION, shapeWeightsAt, stageFingerprint, type Recipe } from './recipe.ts';
+import { DIFFUSERS_VERSION, sceneOptionsAt, stageFingerprint, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
 import { saveVae } from './vae_stage.ts';
 
@@ -102,7 +102,7 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
     ema,
     shapeEmphasis: settings.shapeEmphasis,
     prepareStep(generator, step) {
-      const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, shapeWeightsAt(settings.shapeEmphasis, step));
+      const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, sceneOptionsAt(settings.shapeEmphasis, step));
       const captions = batch.captions.map((caption) => (generator.random() < settings.captionDropout ? '' : caption));
       const posteriorNoise = generator.randn(latentSize);
       const timesteps = Array.from({ length: settings.batch }, () => generator.randint(scheduler.numTrainTimesteps));

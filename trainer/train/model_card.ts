@@ -121,7 +121,9 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     ...training.stages.map((s) => `| ${s.stage} | ${s.step} of ${s.steps} | ${s.batch} | ${(s.minutes / 60).toFixed(2)} h |`),
     '',
     ...recipe.diffusion.shapeEmphasis.map(
-      (e) => `From stage-2 step ${e.fromStep} on, the training scenes draw ${Object.entries(e.weights).map(([shape, weight]) => `${shape} ${weight}x`).join(', ')} as often as the other shapes.`,
+      (e) =>
+        `From stage-2 step ${e.fromStep} on, the training scenes draw ${Object.keys(e.weights).length ? `${Object.entries(e.weights).map(([shape, weight]) => `${shape} ${weight}x`).join(', ')} as often as the other shapes` : 'every shape alike'}` +
+        (e.sameColourGap === undefined ? '.' : `, and keep objects of one colour ${e.sameColourGap} of the image side apart.`),
     ),
     ...(recipe.diffusion.shapeEmphasis.length ? [''] : []),
     `${totalHours.toFixed(1)} h in all on a 2-core CPU (tfjs wasm + the native OpenBLAS kernels of \`native/\`). The recipe, the data`,

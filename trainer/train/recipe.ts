@@ -9,7 +9,7 @@ import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { NO_MODEL_ATTENTION_LAYERS, parseAttentionLayers, type ModelAttentionLayers } from '../pipelines/attention_layers_config.ts';
 import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
 import { SHAPE_NAMES } from '../world/definitions.ts';
-import { checkShapeWeights, type ShapeWeights } from '../world/sampler.ts';
+import { checkSameColourGap, checkShapeWeights, SAME_COLOUR_GAP, type SceneEmphasisOptions, type ShapeWeights } from '../world/sampler.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -84,9 +84,12 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
  * relative weights (1 for a shape not named). Like a warm-up-stable schedule's length, it may change where the steps
  * already taken keep theirs, so an emphasis can be added to a stage under way.
  */
+/** From `fromStep` on, training scenes draw shapes with these weights, and objects of one colour this far apart. */
 export interface ShapeEmphasis {
   fromStep: number;
   weights: ShapeWeights;
+  /** share of the image side between the bounding discs of same-colour objects (default: the world's SAME_COLOUR_GAP) */
+  sameColourGap?: number;
 }
 
 export interface TextEncoderRecipe {
@@ -314,7 +317,7 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
   if (!Array.isArray(value)) throw new RecipeError(`${where} must be a list of { fromStep, weights }`);
   return value.map((item, i) => {
     const entry = object(item, `${where}[${i}]`);
-    checkKeys(entry, ['fromStep', 'weights'], `${where}[${i}]`);
+    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap'], `${where}[${i}]`);
     const fromStep = number(entry, 'fromStep', `${where}[${i}]`, nonNegativeInteger, 'a non-negative integer');
     const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
     if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
@@ -324,7 +327,13 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
     } catch (error) {
       throw new RecipeError((error as Error).message);
     }
-    return { fromStep, weights: { ...weights } };
+    if (entry.sameColourGap === undefined) return { fromStep, weights: { ...weights } };
+    try {
+      checkSameColourGap(entry.sameColourGap as number, `${where}[${i}].sameColourGap`);
+    } catch (error) {
+      throw new RecipeError((error as Error).message);
+    }
+    return { fromStep, weights: { ...weights }, sameColourGap: entry.sameColourGap as number };
   });
 }
 
@@ -382,16 +391,18 @@ export interface ScheduleRecord {
   totalSteps: number;
 }
 
-/** The shape weights of 0-based step `step` (undefined: every shape alike). */
-export function shapeWeightsAt(emphasis: readonly ShapeEmphasis[], step: number): ShapeWeights | undefined {
-  return emphasis.findLast((entry) => entry.fromStep <= step)?.weights;
+/** How 0-based step `step` draws its scenes ({}: as the held-out sets). */
+export function sceneOptionsAt(emphasis: readonly ShapeEmphasis[], step: number): SceneEmphasisOptions {
+  const entry = emphasis.findLast((e) => e.fromStep <= step);
+  if (!entry) return {};
+  return entry.sameColourGap === undefined ? { shapeWeights: entry.weights } : { shapeWeights: entry.weights, sameColourGap: entry.sameColourGap };
 }
 
-/** The first of the steps [0, steps) whose scenes the two emphases draw with different shape weights, or null. */
+/** The first of the steps [0, steps) whose scenes the two emphases draw differently, or null. */
 export function firstEmphasisDifference(a: readonly ShapeEmphasis[], b: readonly ShapeEmphasis[], steps: number): number | null {
   const effective = (emphasis: readonly ShapeEmphasis[], step: number) => {
-    const weights = shapeWeightsAt(emphasis, step) ?? {};
-    return SHAPE_NAMES.map((shape) => weights[shape] ?? 1).join(',');
+    const { shapeWeights = {}, sameColourGap = SAME_COLOUR_GAP } = sceneOptionsAt(emphasis, step);
+    return [...SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap].join(',');
   };
   const changes = [...new Set([0, ...a.map((e) => e.fromStep), ...b.map((e) => e.fromStep)])].filter((step) => step < steps).sort((x, y) => x - y);
   return changes.find((step) => effective(a, step) !== effective(b, step)) ?? null;

@@ -35,9 +35,17 @@ export interface SampleOptions {
    * more often; the held-out sets never set it
    */
   shapeWeights?: ShapeWeights;
+  /**
+   * gap between the bounding discs of objects that share a colour, as a share of the image side (default
+   * SAME_COLOUR_GAP): training may hold such objects further apart; the held-out sets never set it
+   */
+  sameColourGap?: number;
 }
 
 export type ShapeWeights = Partial<Record<ShapeName, number>>;
+
+/** The options by which training may draw scenes unlike the held-out sets (recipe's shapeEmphasis). */
+export type SceneEmphasisOptions = Pick<SampleOptions, 'shapeWeights' | 'sameColourGap'>;
 
 /** Checks shape weights: known shapes, finite non-negative numbers, at least one shape left with a chance. */
 export function checkShapeWeights(weights: ShapeWeights, where = 'shapeWeights'): void {
@@ -63,7 +71,15 @@ const SIZE_RANGES: Record<number, [number, number]> = {
 const MAX_ROTATION = 30;
 const EDGE_MARGIN = 0.02;
 /** Objects sharing a colour keep this gap between bounding discs, so they never touch. */
-const SAME_COLOUR_GAP = 0.04;
+export const SAME_COLOUR_GAP = 0.04;
+/** A wider gap leaves too little room for 4 objects of one colour. */
+export const MAX_SAME_COLOUR_GAP = 0.2;
+
+export function checkSameColourGap(gap: number, where = 'sameColourGap'): void {
+  if (typeof gap !== 'number' || !Number.isFinite(gap) || gap < 0 || gap > MAX_SAME_COLOUR_GAP) {
+    throw new SceneError(`${where} must be a number from 0 to ${MAX_SAME_COLOUR_GAP}, got ${JSON.stringify(gap)}`);
+  }
+}
 /** Objects of different colours may overlap: their centres stay at least this share of the summed radii apart. */
 const OVERLAP_FACTOR = 0.82;
 
@@ -124,7 +140,7 @@ function sharesColour(a: ObjectAttributes, b: ObjectAttributes): boolean {
 }
 
 /** Places objects (centre, size, rotation) without rendering; null when no layout was found. */
-function sampleLayout(rng: Rng, attributes: ObjectAttributes[]): SceneObject[] | null {
+function sampleLayout(rng: Rng, attributes: ObjectAttributes[], sameColourGap: number): SceneObject[] | null {
   const [low, high] = SIZE_RANGES[Math.min(4, attributes.length)]!;
   for (let attempt = 0; attempt < 20; attempt++) {
     const shrink = 0.94 ** attempt;
@@ -141,7 +157,7 @@ function sampleLayout(rng: Rng, attributes: ObjectAttributes[]): SceneObject[] |
         const fits = placed.every((other) => {
           const distance = Math.hypot(center[0] - other.center[0], center[1] - other.center[1]);
           const radii = radius + other.size / 2;
-          return sharesColour(object, other) ? distance >= radii + SAME_COLOUR_GAP : distance >= OVERLAP_FACTOR * radii;
+          return sharesColour(object, other) ? distance >= radii + sameColourGap : distance >= OVERLAP_FACTOR * radii;
         });
         if (fits) found = { ...object, center, size, rotation: Math.round(rng.uniform(-MAX_ROTATION, MAX_ROTATION)) };
       }
@@ -164,6 +180,8 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
   const similarPairProbability = options.similarPairProbability ?? DEFAULT_SIMILAR_PAIR_PROBABILITY;
   const rareProbability = options.rareProbability ?? DEFAULT_RARE_PROBABILITY;
   if (options.shapeWeights) checkShapeWeights(options.shapeWeights);
+  const sameColourGap = options.sameColourGap ?? SAME_COLOUR_GAP;
+  checkSameColourGap(sameColourGap);
   const rng = new Rng(seed);
   for (;;) {
     const kind = rng.pick(BACKGROUND_NAMES);
@@ -171,7 +189,7 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
     const count = rng.int(minObjects, maxObjects);
     const attributes = sampleAttributes(rng, count, kind, count >= 2 && rng.chance(similarPairProbability), rareProbability, options.shapeWeights);
     if (split !== 'all' && isHeldOut(attributes, kind) !== (split === 'heldout')) continue;
-    const objects = sampleLayout(rng, attributes);
+    const objects = sampleLayout(rng, attributes, sameColourGap);
     if (objects) return { background, objects };
   }
 }

@@ -19,7 +19,8 @@ import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
 import { selectAttentionLayers } from '../../../trainer/models/attention_layers.ts';
 import { layersByOrder } from '../../../trainer/synth/layers.ts';
-import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, shapeWeightsAt, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
+import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
+import { SAME_COLOUR_GAP } from '../../../trainer/world/sampler.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
@@ -120,6 +121,8 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe(emphasis([{ fromStep: 2, weights: {} }, { fromStep: 2, weights: {} }])), /shapeEmphasis\[1\]\.fromStep must be after the previous entry's \(2\), got 2/);
     assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 }, share: 0.5 }])), /unknown field\(s\): share/);
     assert.throws(() => parseRecipe(emphasis({ fromStep: 1 })), /shapeEmphasis must be a list/);
+    assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: {}, sameColourGap: 0.5 }])), /shapeEmphasis\[0\]\.sameColourGap must be a number from 0 to 0.2, got 0.5/);
+    assert.deepEqual(parseRecipe(emphasis([{ fromStep: 1, weights: {}, sameColourGap: 0.1 }])).diffusion.shapeEmphasis, [{ fromStep: 1, weights: {}, sameColourGap: 0.1 }]);
     assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
     // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
     assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
@@ -162,18 +165,20 @@ describe('recipe files', () => {
   });
 });
 
-test('shape emphases are compared over the steps already taken, by the weights they give', () => {
+test('shape emphases are compared over the steps already taken, by the scenes they give', () => {
   const hexagons = [{ fromStep: 10, weights: { hexagon: 3 } }];
-  assert.equal(shapeWeightsAt(hexagons, 9), undefined);
-  assert.deepEqual(shapeWeightsAt(hexagons, 10), { hexagon: 3 });
-  assert.deepEqual(shapeWeightsAt([...hexagons, { fromStep: 20, weights: {} }], 25), {});
+  assert.deepEqual(sceneOptionsAt(hexagons, 9), {});
+  assert.deepEqual(sceneOptionsAt(hexagons, 10), { shapeWeights: { hexagon: 3 } });
+  assert.deepEqual(sceneOptionsAt([...hexagons, { fromStep: 20, weights: {}, sameColourGap: 0.1 }], 25), { shapeWeights: {}, sameColourGap: 0.1 });
   assert.equal(firstEmphasisDifference([], hexagons, 10), null);
   assert.equal(firstEmphasisDifference([], hexagons, 11), 10);
   assert.equal(firstEmphasisDifference(hexagons, [{ fromStep: 5, weights: { hexagon: 3 } }], 100), 5);
-  // a weight of 1 is no emphasis; an entry that repeats the weights changes nothing
-  assert.equal(firstEmphasisDifference([], [{ fromStep: 0, weights: { star: 1 } }], 100), null);
+  // a weight of 1 is no emphasis, nor the world's own gap; an entry that repeats the settings changes nothing
+  assert.equal(firstEmphasisDifference([], [{ fromStep: 0, weights: { star: 1 }, sameColourGap: SAME_COLOUR_GAP }], 100), null);
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 30, weights: { hexagon: 3 } }], 100), null);
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 30, weights: { hexagon: 2 } }], 100), 30);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 40, weights: { hexagon: 3 }, sameColourGap: 0.1 }], 100), 40);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 40, weights: { hexagon: 3 }, sameColourGap: 0.1 }], 40), null);
 });
 
 test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
@@ -523,6 +528,8 @@ describe('resume and export', () => {
     assert.doesNotMatch(renderModelCard(plain, report, 'x'), /attention layers/);
     const emphasised = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: { hexagon: 3, star: 2 } }] } } };
     assert.match(renderModelCard(emphasised, report, 'x'), /From stage-2 step 3 on, the training scenes draw hexagon 3x, star 2x as often as the other shapes\./);
+    const spaced = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: {}, sameColourGap: 0.1 }] } } };
+    assert.match(renderModelCard(spaced, report, 'x'), /From stage-2 step 3 on, the training scenes draw every shape alike, and keep objects of one colour 0\.1 of the image side apart\./);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
     assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
   });

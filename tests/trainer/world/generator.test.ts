@@ -23,6 +23,7 @@ import {
   HELDOUT_MODULUS,
   hasSimilarPair,
   isHeldOut,
+  SAME_COLOUR_GAP,
   sampleScene,
   sceneFromBoxes,
 } from '../../../trainer/world/sampler.ts';
@@ -222,6 +223,29 @@ test('shape weights draw the named shapes that much more often, and change nothi
   assert.throws(() => sampleScene(0, { shapeWeights: { hexagonn: 2 } as never }), /unknown shape 'hexagonn'/);
   assert.throws(() => sampleScene(0, { shapeWeights: { star: -1 } }), /shapeWeights\.star must be a finite number ≥ 0/);
   assert.throws(() => sampleScene(0, { shapeWeights: Object.fromEntries(SHAPE_NAMES.map((shape) => [shape, 0])) }), /every shape has weight 0/);
+});
+
+test('a same-colour gap keeps objects of one colour that far apart, and the default gap is the world’s', () => {
+  const smallestGap = (gap?: number) => {
+    let smallest = Infinity;
+    for (let seed = 0; seed < 1500; seed++) {
+      const { objects } = sampleScene(seed, { minObjects: 2, similarPairProbability: 1, sameColourGap: gap });
+      for (const [i, a] of objects.entries()) {
+        for (const b of objects.slice(i + 1)) {
+          if (a.colour === null || a.colour !== b.colour) continue;
+          smallest = Math.min(smallest, Math.hypot(a.center[0] - b.center[0], a.center[1] - b.center[1]) - (a.size + b.size) / 2);
+        }
+      }
+    }
+    return smallest;
+  };
+  const world = smallestGap();
+  const wide = smallestGap(0.12);
+  assert.ok(world >= SAME_COLOUR_GAP - 1e-9 && world < SAME_COLOUR_GAP + 0.01, `the world's closest same-colour pair is ${world} apart`);
+  assert.ok(wide >= 0.12 - 1e-9 && wide < 0.13, `with a 0.12 gap the closest is ${wide} apart`);
+  for (let seed = 0; seed < 50; seed++) assert.deepEqual(sampleScene(seed, { sameColourGap: SAME_COLOUR_GAP }), sampleScene(seed));
+  assert.throws(() => sampleScene(0, { sameColourGap: 0.3 }), /sameColourGap must be a number from 0 to 0.2, got 0.3/);
+  assert.throws(() => sampleScene(0, { sameColourGap: Number.NaN }), /sameColourGap must be a number/);
 });
 
 test('background colour exclusions match the renders', () => {
