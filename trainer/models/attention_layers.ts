@@ -51,6 +51,11 @@ export function selectAttentionLayers(layers: readonly AttentionLayerInfo[], sel
 
 const LAYER_PLACES: readonly LayerPlace[] = ['down', 'mid', 'up'];
 
+/** A non-empty list of attention-layer indices ℓ (forward order), as box control's explicit layers are given. */
+export function isLayerOrderList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.length > 0 && value.every((n) => Number.isInteger(n) && n >= 0);
+}
+
 /** What is wrong with a selection read from JSON (options, a model's attention_layers.json), or null. */
 export function layerSelectionProblem(value: unknown): string | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be an object {kind, places, resolution}';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFolderError, readJson } from '../io/model_index.ts';
-import { layerSelectionProblem, type LayerSelection } from '../models/attention_layers.ts';
+import { isLayerOrderList, layerSelectionProblem, type LayerSelection } from '../models/attention_layers.ts';
 
 export const ATTENTION_LAYERS_FILE = 'attention_layers.json';
 
@@ -48,10 +48,8 @@ function selection(value: unknown, where: string): LayerSelection {
 }
 
 function layerOrders(value: unknown, where: string): number[] {
-  if (!Array.isArray(value) || value.length === 0 || !value.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) {
-    throw new ModelFolderError(`${where} must list attention layer indices ℓ (integers ≥ 0), got ${JSON.stringify(value)}`);
-  }
-  return value as number[];
+  if (!isLayerOrderList(value)) throw new ModelFolderError(`${where} must list attention layer indices ℓ (integers ≥ 0), got ${JSON.stringify(value)}`);
+  return value;
 }
 
 export function parseAttentionLayers(raw: unknown, source: string): ModelAttentionLayers {

@@ -1,5 +1,6 @@
 // The knobs of box-controlled synthesis, their reference values (MIFO's semantic_synthesis.py and
 // bounded_attention.py), the presets (MIFO, Bounded Attention, no control) and the ablation switches of spec §5.
+import { isLayerOrderList } from '../models/attention_layers.ts';
 import { REFERENCE_ALPHA, validateAlphaParams, type AlphaIndexing, type AlphaParams, type AlphaSchedule } from './alpha.ts';
 
 export interface SynthesisControl {
@@ -134,7 +135,7 @@ export function validateControl(c: SynthesisControl): void {
   check(c.kmeansTolerance >= 0, `kmeansTolerance must be ≥ 0`);
   check(Number.isInteger(c.kmeansSeed), `kmeansSeed must be an integer`);
   for (const [name, list] of [['lossLayers', c.lossLayers], ['mapLayers', c.mapLayers]] as const) {
-    check(list === null || (Array.isArray(list) && list.length > 0 && list.every(isCount)), `${name} must be a non-empty list of layer indices`);
+    check(list === null || isLayerOrderList(list), `${name} must be a non-empty list of layer indices`);
   }
 }
 

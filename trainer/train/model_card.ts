@@ -62,7 +62,6 @@ export function readTrainingRecord(modelDir: string): TrainingRecord | null {
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 
-/** The card as markdown: what the model is, how it was trained, what it measures, and whether it meets the bars. */
 /** The card's row for attention_layers.json, when the recipe names layers. */
 function attentionLayersRow(layers: ModelAttentionLayers): string[] {
   const parts = [
@@ -72,6 +71,7 @@ function attentionLayersRow(layers: ModelAttentionLayers): string[] {
   return parts.length > 0 ? [`| attention layers | ${parts.join('; ')} (attention_layers.json: where this model's words ground, \`scripts/probe-attention.ts\`) |`] : [];
 }
 
+/** The card as markdown: what the model is, how it was trained, what it measures, and whether it meets the bars. */
 export function renderModelCard(training: TrainingRecord, report: EvaluationReport, evalCommand: string): string {
   const { recipe } = training;
   const unet = recipe.unet;

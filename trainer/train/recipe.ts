@@ -81,10 +81,10 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
 
 /**
  * From optimizer step `fromStep` (0-based) until the next entry, the training scenes draw the plain shapes with these
- * relative weights (1 for a shape not named). Like a warm-up-stable schedule's length, it may change where the steps
- * already taken keep theirs, so an emphasis can be added to a stage under way.
+ * relative weights (1 for a shape not named) and keep objects of one colour `sameColourGap` apart. Like a
+ * warm-up-stable schedule's length, it may change where the steps already taken keep theirs, so an emphasis can be
+ * added to a stage under way.
  */
-/** From `fromStep` on, training scenes draw shapes with these weights, and objects of one colour this far apart. */
 export interface ShapeEmphasis {
   fromStep: number;
   weights: ShapeWeights;
@@ -324,15 +324,11 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
     const weights = object(entry.weights, `${where}[${i}].weights`) as ShapeWeights;
     try {
       checkShapeWeights(weights, `${where}[${i}].weights`);
+      if (entry.sameColourGap !== undefined) checkSameColourGap(entry.sameColourGap as number, `${where}[${i}].sameColourGap`);
     } catch (error) {
       throw new RecipeError((error as Error).message);
     }
     if (entry.sameColourGap === undefined) return { fromStep, weights: { ...weights } };
-    try {
-      checkSameColourGap(entry.sameColourGap as number, `${where}[${i}].sameColourGap`);
-    } catch (error) {
-      throw new RecipeError((error as Error).message);
-    }
     return { fromStep, weights: { ...weights }, sameColourGap: entry.sameColourGap as number };
   });
 }
