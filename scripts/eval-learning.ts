@@ -6,6 +6,7 @@
 //   npx tsx scripts/eval-learning.ts --compare init          tokens from the vocabulary mean vs from the shape word
 //   npx tsx scripts/eval-learning.ts --compare attention     phase-1 attention: reward→penalty vs reward vs none
 //     --model DIR            the embedded model when not given
+//     --variants ID,ID       only these (init: mean, word; attention: reward-penalty, reward, none)
 //     --seeds 1,4,5,10,11    held-out two-object scenes (sampleScene seeds; default 0-4)
 //     --preset fast          learning preset        --samples 4   drawings per learned scene (seeds 0..)
 //     --steps N              sampling steps         --guidance G  CFG scale (both default to the model's, as in
@@ -31,25 +32,27 @@ import { renderScene } from '../trainer/world/render.ts';
 import { sampleScene } from '../trainer/world/sampler.ts';
 
 interface Variant {
+  id: string;
   label: string;
   request: Pick<LearnRequest, 'initializeFromNames'> & { options?: DeepPartial<LearnOptions> };
 }
 
 const COMPARISONS: Record<string, Variant[]> = {
   init: [
-    { label: 'vocabulary mean', request: { initializeFromNames: false } },
-    { label: 'shape word', request: { initializeFromNames: true } },
+    { id: 'mean', label: 'vocabulary mean', request: { initializeFromNames: false } },
+    { id: 'word', label: 'shape word', request: { initializeFromNames: true } },
   ],
   attention: [
-    { label: 'reward→penalty', request: { options: { phase1: { attention: { mode: 'reward-penalty' } } } } },
-    { label: 'reward only', request: { options: { phase1: { attention: { mode: 'reward' } } } } },
-    { label: 'no attention loss', request: { options: { phase1: { attention: { mode: 'none' } } } } },
+    { id: 'reward-penalty', label: 'reward→penalty', request: { options: { phase1: { attention: { mode: 'reward-penalty' } } } } },
+    { id: 'reward', label: 'reward only', request: { options: { phase1: { attention: { mode: 'reward' } } } } },
+    { id: 'none', label: 'no attention loss', request: { options: { phase1: { attention: { mode: 'none' } } } } },
   ],
 };
 
 const { values } = parseArgs({
   options: {
     compare: { type: 'string' },
+    variants: { type: 'string' },
     model: { type: 'string' },
     seeds: { type: 'string', default: '0,1,2,3,4' },
     preset: { type: 'string', default: 'fast' },
@@ -60,8 +63,12 @@ const { values } = parseArgs({
   },
 });
 
-const variants = COMPARISONS[values.compare ?? ''];
-if (!variants) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
+const comparison = COMPARISONS[values.compare ?? ''];
+if (!comparison) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
+const chosenIds = values.variants?.split(',').map((id) => id.trim());
+const unknownIds = chosenIds?.filter((id) => !comparison.some((v) => v.id === id)) ?? [];
+if (unknownIds.length) throw new Error(`--variants of --compare ${values.compare} are ${comparison.map((v) => v.id).join(', ')}; got ${unknownIds.join(', ')}`);
+const variants = chosenIds ? comparison.filter((v) => chosenIds.includes(v.id)) : comparison;
 const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
 if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);
 const preset = parseChoice(values.preset, 'preset', PRESET_NAMES)!;
