@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseChoiceList } from '../trainer/cli/args.ts';
 import { UNet2DConditionModel } from '../trainer/models/unet_2d_condition.ts';
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
 import { heapStats } from '../trainer/runtime/memory.ts';
@@ -204,11 +205,9 @@ async function quietest(measure: () => Row[]): Promise<Row[]> {
 }
 
 async function main(): Promise<void> {
-  const wanted = options.workloads?.split(',').map((name) => name.trim());
-  const workloads = allWorkloads().filter((w) => !wanted || wanted.includes(w.name));
-  if (wanted && workloads.length !== wanted.length) {
-    throw new Error(`unknown workload in ${wanted.join(',')}; known: ${allWorkloads().map((w) => w.name).join(', ')}`);
-  }
+  const known = allWorkloads();
+  const wanted = parseChoiceList(options.workloads, 'workloads', known.map((w) => w.name));
+  const workloads = known.filter((w) => !wanted || wanted.includes(w.name));
   const torchNote = options['no-torch'] ? 'disabled by --no-torch' : torchAvailable();
   if (!options['no-wait'] && !(await waitForIdle(120_000))) {
     console.error('warning: the machine did not become idle within 2 minutes; timings will be noisy');

@@ -24,7 +24,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writePng, type RgbImage } from '../trainer/io/image.ts';
-import { isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber } from '../trainer/cli/args.ts';
+import { isNonNegativeInteger, isPositiveInteger, parseChoice, parseChoiceList, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { readGenerationDefaults, SAMPLER_NAMES } from '../trainer/pipelines/generation_defaults.ts';
@@ -85,8 +85,8 @@ if (values.judge !== undefined) {
   process.exit(0);
 }
 
-const parts = new Set((values.only ?? 'generation,psnr,timing').split(',').map((s) => s.trim()));
-for (const part of parts) if (!['generation', 'psnr', 'timing'].includes(part)) throw new Error(`--only: unknown part '${part}'`);
+const EVALUATION_PARTS = ['generation', 'psnr', 'timing'] as const;
+const parts = new Set(parseChoiceList(values.only, 'only', EVALUATION_PARTS) ?? EVALUATION_PARTS);
 if (values.card && parts.size < 3) throw new Error('--card needs all three parts (leave out --only)');
 const firstSeed = parseNumber(values['first-seed'], 'first-seed', 0, isNonNegativeInteger);
 if (values.card && firstSeed !== 0) throw new Error('--card reports the acceptance cases, seeds 0..N-1: leave out --first-seed');

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPositiveInteger, parseChoice, parseNumber } from '../trainer/cli/args.ts';
+import { isPositiveInteger, parseChoice, parseChoiceList, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { loadConcepts } from '../trainer/concepts/load.ts';
 import type { AttentionMass } from '../trainer/learn/events.ts';
@@ -65,9 +65,7 @@ const { values } = parseArgs({
 
 const comparison = COMPARISONS[values.compare ?? ''];
 if (!comparison) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
-const chosenIds = values.variants?.split(',').map((id) => id.trim());
-const unknownIds = chosenIds?.filter((id) => !comparison.some((v) => v.id === id)) ?? [];
-if (unknownIds.length) throw new Error(`--variants of --compare ${values.compare} are ${comparison.map((v) => v.id).join(', ')}; got ${unknownIds.join(', ')}`);
+const chosenIds = parseChoiceList(values.variants, 'variants', comparison.map((v) => v.id));
 const variants = chosenIds ? comparison.filter((v) => chosenIds.includes(v.id)) : comparison;
 const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
 if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);

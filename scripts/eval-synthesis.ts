@@ -11,7 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
+import { isPositiveInteger, parseChoiceList, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { tensorToRgbImages, writePng } from '../trainer/io/image.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
@@ -26,8 +26,7 @@ import { captionOf, type Box, type Scene } from '../trainer/world/scene.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, scenes: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, control: { type: 'string' }, variants: { type: 'string' } } });
 const VARIANT_KEYS = ['off', 'role', 'model'] as const;
-const chosenVariants = (values.variants ?? VARIANT_KEYS.join(',')).split(',');
-for (const key of chosenVariants) if (!(VARIANT_KEYS as readonly string[]).includes(key)) throw new Error(`--variants takes some of ${VARIANT_KEYS.join(', ')}, got '${key}'`);
+const chosenVariants = parseChoiceList(values.variants, 'variants', VARIANT_KEYS) ?? VARIANT_KEYS;
 const sceneCount = parseNumber(values.scenes, 'scenes', 8, isPositiveInteger);
 const steps = parseNumber(values.steps, 'steps', 50, isPositiveInteger);
 

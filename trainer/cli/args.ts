@@ -48,3 +48,14 @@ export function parseChoice<T extends string>(value: string | undefined, name: s
   if (!choices.includes(value as T)) throw new CliError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
   return value as T;
 }
+
+/** Some of `choices`, comma-separated and each at most once, or undefined when the option is absent. */
+export function parseChoiceList<T extends string>(value: string | undefined, name: string, choices: readonly T[]): T[] | undefined {
+  if (value === undefined) return undefined;
+  const chosen = value.split(',').map((item) => item.trim());
+  const unknown = chosen.filter((item) => !choices.includes(item as T));
+  if (unknown.length > 0) throw new CliError(`--${name} takes some of ${choices.join(', ')}, got '${unknown.join("', '")}'`);
+  const repeated = chosen.filter((item, i) => chosen.indexOf(item) !== i);
+  if (repeated.length > 0) throw new CliError(`--${name} names '${repeated.join("', '")}' more than once`);
+  return chosen as T[];
+}
