@@ -14,6 +14,7 @@ import { UNet2DConditionModel } from '../../trainer/models/unet_2d_condition.ts'
 import { AdamWState, adamwStep } from '../../trainer/runtime/adamw.ts';
 import { initRuntime, tf } from '../../trainer/runtime/backend.ts';
 import { heapStats, measurePeakBytes, WasmHeapExhaustedError } from '../../trainer/runtime/memory.ts';
+import { isPositiveInteger, parseChoiceList, parseNumber } from '../../trainer/cli/args.ts';
 import { allWorkloads, type Workload } from './workloads.ts';
 
 interface Attempt {
@@ -29,7 +30,7 @@ interface Attempt {
 const { values: options } = parseArgs({
   options: {
     workloads: { type: 'string' },
-    'max-batch': { type: 'string', default: '256' },
+    'max-batch': { type: 'string' },
     attempt: { type: 'string' },
   },
 });
@@ -89,10 +90,11 @@ function runAttempt(workload: Workload, batch: number): Attempt {
 }
 
 async function main(): Promise<void> {
-  const wanted = options.workloads?.split(',');
-  const maxBatch = Number(options['max-batch']);
+  const known = allWorkloads();
+  const wanted = parseChoiceList(options.workloads, 'workloads', known.map((w) => w.name));
+  const maxBatch = parseNumber(options['max-batch'], 'max-batch', 256, isPositiveInteger);
   const summary: string[] = [];
-  for (const workload of allWorkloads().filter((w) => !wanted || wanted.includes(w.name))) {
+  for (const workload of known.filter((w) => !wanted || wanted.includes(w.name))) {
     let fits = 0;
     let fails = 0;
     let best: Attempt | null = null;
