@@ -136,7 +136,14 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
       const images = await ema.withAveragedWeights(async () => {
         const out = [];
         for (const testCase of previewCases) {
-          const result = await pipeline.generate({ prompt: testCase.caption, seed: testCase.seed, steps: settings.previewSteps, guidance: settings.previewGuidance });
+          const result = await pipeline.generate({
+            prompt: testCase.caption,
+            seed: testCase.seed,
+            steps: settings.previewSteps,
+            guidance: settings.previewGuidance,
+            sampler: recipe.generation.sampler,
+            guidanceRescale: recipe.generation.guidanceRescale,
+          });
           out.push(...tensorToRgbImages(result.images));
           tf.dispose([result.images, result.latents]);
         }

@@ -71,7 +71,7 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
   captionDropout: number;
   /** EMA of the text encoder and UNet weights: decay min(emaDecay, (1 + step) / (10 + step)) */
   emaDecay: number;
-  /** previews: held-out captions generated with the EMA weights */
+  /** previews: held-out captions generated with the EMA weights, the `generation` sampler and its guidance rescale */
   previewCaptions: number;
   previewSteps: number;
   previewGuidance: number;
