@@ -1,13 +1,14 @@
 // Learning variants compared on held-out two-object world scenes: each scene is learned once per variant, then
 // "a photo of <asset0> and <asset1>" is drawn several times and the world's evaluator looks for both objects in every
 // drawing. Also reported: each token's share of cross-attention inside its own mask and inside the other object's,
-// before and after learning (the probe of the learning manifests, metrics.attentionMass).
+// before and after learning (the probe of the learning manifests, metrics.attentionMass), and for how many tokens and
+// scenes learning grounded every token (its own-mask share grew and ends above the other object's).
 //
 //   npx tsx scripts/eval-learning.ts --compare init          tokens from the vocabulary mean vs from the shape word
 //   npx tsx scripts/eval-learning.ts --compare attention     phase-1 attention: reward→penalty vs reward vs none
 //     --model DIR            the embedded model when not given
 //     --variants ID,ID       only these (init: mean, word; attention: reward-penalty, reward, none)
-//     --seeds 1,4,5,10,11    held-out two-object scenes (sampleScene seeds; default 0-4)
+//     --seeds 1,4,10-19      held-out two-object scenes (sampleScene seeds; default 0-4)
 //     --preset fast          learning preset        --samples 4   drawings per learned scene (seeds 0..)
 //     --steps N              sampling steps         --guidance G  CFG scale (both default to the model's, as in
 //                            `mifo generate`; its sampler and guidance rescale are used)
@@ -16,10 +17,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPositiveInteger, parseChoice, parseChoiceList, parseNumber } from '../trainer/cli/args.ts';
+import { isPositiveInteger, parseChoice, parseChoiceList, parseIntegerList, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { loadConcepts } from '../trainer/concepts/load.ts';
-import type { AttentionMass } from '../trainer/learn/events.ts';
+import { groundedTokens, type AttentionMass } from '../trainer/learn/events.ts';
 import { tensorToRgbImages } from '../trainer/io/image.ts';
 import { runLearning, type LearnRequest } from '../trainer/learn/learn.ts';
 import { combineOverrides, parseOptionAssignment, PRESET_NAMES, type DeepPartial, type LearnOptions } from '../trainer/learn/options.ts';
@@ -54,7 +55,7 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     variants: { type: 'string' },
     model: { type: 'string' },
-    seeds: { type: 'string', default: '0,1,2,3,4' },
+    seeds: { type: 'string', default: '0-4' },
     preset: { type: 'string', default: 'fast' },
     samples: { type: 'string' },
     steps: { type: 'string' },
@@ -67,8 +68,7 @@ const comparison = COMPARISONS[values.compare ?? ''];
 if (!comparison) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
 const chosenIds = parseChoiceList(values.variants, 'variants', comparison.map((v) => v.id));
 const variants = chosenIds ? comparison.filter((v) => chosenIds.includes(v.id)) : comparison;
-const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
-if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`--seeds takes a comma-separated list of integers ≥ 0, got ${values.seeds}`);
+const seeds = parseIntegerList(values.seeds, 'seeds');
 const preset = parseChoice(values.preset, 'preset', PRESET_NAMES)!;
 const samples = parseNumber(values.samples, 'samples', 4, isPositiveInteger);
 const shared = (values.set ?? []).reduce<DeepPartial<LearnOptions>>((options, assignment) => combineOverrides(options, parseOptionAssignment(assignment)), {});
@@ -90,7 +90,7 @@ const probe = StableDiffusionPipeline.fromPretrained(model);
 const size = probe.defaultSize;
 probe.dispose();
 const work = mkdtempSync(join(tmpdir(), 'mifo-eval-learning-'));
-const totals = variants.map(() => ({ objects: 0, colour: 0, shapeAndColour: 0, ownBefore: 0, otherBefore: 0, ownAfter: 0, otherAfter: 0 }));
+const totals = variants.map(() => ({ objects: 0, colour: 0, shapeAndColour: 0, ownBefore: 0, otherBefore: 0, ownAfter: 0, otherAfter: 0, groundedTokens: 0, groundedScenes: 0 }));
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 try {
   for (const seed of seeds) {
@@ -133,7 +133,10 @@ try {
       pipeline.dispose();
       const before = meanMass(metrics.attentionMass.before);
       const after = meanMass(metrics.attentionMass.after);
+      const grounded = groundedTokens(metrics.attentionMass.before, metrics.attentionMass.after);
       const total = totals[v]!;
+      total.groundedTokens += grounded.filter(Boolean).length;
+      total.groundedScenes += Number(grounded.every(Boolean));
       total.objects += requests.length * samples;
       total.colour += colour;
       total.shapeAndColour += shapeAndColour;
@@ -143,15 +146,15 @@ try {
       total.otherAfter += after.other / seeds.length;
       console.log(
         `seed ${seed} "${names.join(' + ')}", ${variant.label}: right colour ${colour}/${requests.length * samples}, shape and colour ${shapeAndColour}/${requests.length * samples}; ` +
-          `attention own/other ${percent(before.own)}/${percent(before.other)} before, ${percent(after.own)}/${percent(after.other)} after`,
+          `attention own/other ${percent(before.own)}/${percent(before.other)} before, ${percent(after.own)}/${percent(after.other)} after; grounded ${grounded.map((g) => (g ? 'yes' : 'no')).join('/')}`,
       );
     }
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
-console.log('\n| variant | objects in the right colour | right shape and colour | attention own / other mask, before | after |\n|---|---|---|---|---|');
+console.log('\n| variant | objects in the right colour | right shape and colour | attention own / other mask, before | after | tokens grounded | scenes with every token grounded |\n|---|---|---|---|---|---|---|');
 for (const [v, variant] of variants.entries()) {
   const t = totals[v]!;
-  console.log(`| ${variant.label} | ${t.colour}/${t.objects} | ${t.shapeAndColour}/${t.objects} | ${percent(t.ownBefore)} / ${percent(t.otherBefore)} | ${percent(t.ownAfter)} / ${percent(t.otherAfter)} |`);
+  console.log(`| ${variant.label} | ${t.colour}/${t.objects} | ${t.shapeAndColour}/${t.objects} | ${percent(t.ownBefore)} / ${percent(t.otherBefore)} | ${percent(t.ownAfter)} / ${percent(t.otherAfter)} | ${t.groundedTokens}/${2 * seeds.length} | ${t.groundedScenes}/${seeds.length} |`);
 }

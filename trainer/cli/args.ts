@@ -59,3 +59,18 @@ export function parseChoiceList<T extends string>(value: string | undefined, nam
   if (repeated.length > 0) throw new CliError(`--${name} names '${repeated.join("', '")}' more than once`);
   return chosen as T[];
 }
+
+/** Non-negative integers, comma-separated, each a number or an inclusive range `a-b`, none twice; in the given order. */
+export function parseIntegerList(value: string, name: string): number[] {
+  const integers = value.split(',').flatMap((item) => {
+    const range = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(item);
+    if (!range) throw new CliError(`--${name} takes integers ≥ 0 and ranges like 0-9, comma-separated, got '${item.trim()}'`);
+    const first = Number(range[1]);
+    const last = range[2] === undefined ? first : Number(range[2]);
+    if (last < first) throw new CliError(`--${name}: the range '${item.trim()}' ends before it starts`);
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  });
+  const repeated = [...new Set(integers.filter((n, i) => integers.indexOf(n) !== i))];
+  if (repeated.length > 0) throw new CliError(`--${name} names ${repeated.join(', ')} more than once`);
+  return integers;
+}

@@ -22,6 +22,15 @@ export interface AttentionMass {
   perMask: number[];
 }
 
+/**
+ * Whether learning tied each token to its own object: its share inside its own mask grew, and ends above its share
+ * inside every other instance's mask. `before` and `after` are the probe's measurements in token (= instance) order.
+ */
+export function groundedTokens(before: readonly AttentionMass[], after: readonly AttentionMass[]): boolean[] {
+  if (before.length !== after.length) throw new Error(`before has ${before.length} tokens, after ${after.length}`);
+  return after.map((mass, token) => mass.own > before[token]!.own && mass.perMask.every((share, instance) => instance === token || mass.own > share));
+}
+
 /** What one optimisation step did. */
 export interface StepOutcome {
   loss: number;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CliError, parseChoiceList } from '../../../trainer/cli/args.ts';
+import { CliError, parseChoiceList, parseIntegerList } from '../../../trainer/cli/args.ts';
 
 describe('command-line lists of choices', () => {
   const choices = ['off', 'role', 'model'] as const;
@@ -16,5 +16,22 @@ describe('command-line lists of choices', () => {
     assert.throws(() => parseChoiceList('', 'variants', choices), /--variants takes some of off, role, model, got ''/);
     assert.throws(() => parseChoiceList('off,,role', 'variants', choices), /got ''/);
     assert.throws(() => parseChoiceList('role,off,role', 'variants', choices), /--variants names 'role' more than once/);
+  });
+});
+
+describe('command-line lists of integers', () => {
+  test('numbers and inclusive ranges, in the given order', () => {
+    assert.deepEqual(parseIntegerList('1,4,5', 'seeds'), [1, 4, 5]);
+    assert.deepEqual(parseIntegerList('0-3', 'seeds'), [0, 1, 2, 3]);
+    assert.deepEqual(parseIntegerList('10, 2-4 ,7-7', 'seeds'), [10, 2, 3, 4, 7]);
+  });
+
+  test('negative, fractional, empty, reversed and repeated items are errors that name the option', () => {
+    assert.throws(() => parseIntegerList('1,-2', 'seeds'), (e: unknown) => e instanceof CliError && e.message === "--seeds takes integers ≥ 0 and ranges like 0-9, comma-separated, got '-2'");
+    assert.throws(() => parseIntegerList('1.5', 'seeds'), /got '1.5'/);
+    assert.throws(() => parseIntegerList('1,,2', 'seeds'), /got ''/);
+    assert.throws(() => parseIntegerList('x', 'seeds'), /got 'x'/);
+    assert.throws(() => parseIntegerList('5-2', 'seeds'), /--seeds: the range '5-2' ends before it starts/);
+    assert.throws(() => parseIntegerList('0-4,3,9,9', 'seeds'), /--seeds names 3, 9 more than once/);
   });
 });

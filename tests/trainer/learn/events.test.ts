@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { LearnAbortedError, type LearnEvent } from '../../../trainer/learn/events.ts';
+import { groundedTokens, LearnAbortedError, type AttentionMass, type LearnEvent } from '../../../trainer/learn/events.ts';
 import { learn } from '../../../trainer/learn/learn.ts';
 import { combineOverrides } from '../../../trainer/learn/options.ts';
 import { setupRuntime } from '../../helpers.ts';
@@ -60,5 +60,24 @@ describe('progress events', () => {
     );
     assert.ok(!events.some((e) => e.type === 'step'));
     assert.ok(existsSync(join(root, 'aborted', 'checkpoints', 'checkpoint.json')));
+  });
+});
+
+describe('grounded tokens', () => {
+  const mass = (token: number, perMask: number[]): AttentionMass => ({ token: `<asset${token}>`, own: perMask[token]!, perMask });
+
+  test('a token is grounded when its own share grew and ends above its share in every other mask', () => {
+    const before = [mass(0, [0.1, 0.1, 0.1]), mass(1, [0.1, 0.1, 0.1]), mass(2, [0.1, 0.1, 0.1])];
+    const after = [
+      mass(0, [0.2, 0.15, 0.05]), // grew, above both others
+      mass(1, [0.25, 0.2, 0.05]), // grew, but below instance 0
+      mass(2, [0.05, 0.05, 0.1]), // above the others, but did not grow
+    ];
+    assert.deepEqual(groundedTokens(before, after), [true, false, false]);
+  });
+
+  test('ties do not count; the lists must hold the same tokens', () => {
+    assert.deepEqual(groundedTokens([mass(0, [0.1, 0.1])], [mass(0, [0.2, 0.2])]), [false]);
+    assert.throws(() => groundedTokens([mass(0, [0.1, 0.1])], []), /before has 1 tokens, after 0/);
   });
 });
