@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
+import { groundedTokens, LearnAbortedError, type AttentionMass, type LearnEvent } from '../learn/events.ts';
 import { learn } from '../learn/learn.ts';
 import { ATTENTION_MODES } from '../learn/losses.ts';
 import { combineOverrides, parseOptionAssignment, PRESET_NAMES, resolveOptions, type DeepPartial, type LearnOptions } from '../learn/options.ts';
@@ -142,6 +142,8 @@ export async function run(argv: string[]): Promise<void> {
     }
     const { metrics } = next.value;
     console.log(`attention mass after:  ${formatMass(metrics.attentionMass.after)}`);
+    const grounded = groundedTokens(metrics.attentionMass.before, metrics.attentionMass.after);
+    console.log(`grounded (own share grew, above every other mask's): ${metrics.attentionMass.after.map((m, token) => `${m.token} ${grounded[token] ? 'yes' : 'no'}`).join(', ')}`);
     console.log(`wrote ${out} (${(metrics.durationMs / 1000).toFixed(1)} s)`);
   } catch (error) {
     if (error instanceof LearnAbortedError) throw new CliError(`stopped at phase ${error.phase} step ${error.step}; run again with --resume to continue`);

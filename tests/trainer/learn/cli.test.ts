@@ -13,7 +13,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const inputs = ['--model', fixtureModel('tiny-sd2'), '--image', TWO_OBJECTS.image, '--mask', TWO_OBJECTS.masks[0]!, '--mask', TWO_OBJECTS.masks[1]!];
 
 describe('mifo learn', () => {
-  test('writes a concept folder with the options given on the command line', async () => {
+  test('writes a concept folder with the options given on the command line, and says whether each token grounded', async (t) => {
+    const log = t.mock.method(console, 'log', () => {});
     const out = join(root, 'concept');
     const code = await main(['learn', ...inputs, '--preset', 'fast', '--steps1', '3', '--steps2', '2', '--name', 'white', '--name', 'black',
       '--attention', 'reward', '--set', 'metricTimesteps=[100]', '--set', 'phase2.loraRank=2', '--out', out]);
@@ -24,6 +25,8 @@ describe('mifo learn', () => {
     const options = manifest.options as { phase1: { steps: number; attention: { mode: string } }; phase2: { steps: number } };
     assert.deepEqual([options.phase1.steps, options.phase2.steps, options.phase1.attention.mode], [3, 2, 'reward']);
     assert.ok(!existsSync(join(out, 'checkpoints')));
+    const lines = log.mock.calls.map((call) => String(call.arguments[0]));
+    assert.ok(lines.some((line) => /^grounded \(own share grew, above every other mask's\): <asset0> (yes|no), <asset1> (yes|no)$/.test(line)), lines.join('\n'));
   });
 
   test('--init-from-names starts each token from its name where the model knows the word', async () => {
