@@ -55,7 +55,7 @@ export function parseChoiceList<T extends string>(value: string | undefined, nam
   const chosen = value.split(',').map((item) => item.trim());
   const unknown = chosen.filter((item) => !choices.includes(item as T));
   if (unknown.length > 0) throw new CliError(`--${name} takes some of ${choices.join(', ')}, got '${unknown.join("', '")}'`);
-  const repeated = chosen.filter((item, i) => chosen.indexOf(item) !== i);
+  const repeated = repeatedItems(chosen);
   if (repeated.length > 0) throw new CliError(`--${name} names '${repeated.join("', '")}' more than once`);
   return chosen as T[];
 }
@@ -70,7 +70,12 @@ export function parseIntegerList(value: string, name: string): number[] {
     if (last < first) throw new CliError(`--${name}: the range '${item.trim()}' ends before it starts`);
     return Array.from({ length: last - first + 1 }, (_, i) => first + i);
   });
-  const repeated = [...new Set(integers.filter((n, i) => integers.indexOf(n) !== i))];
+  const repeated = repeatedItems(integers);
   if (repeated.length > 0) throw new CliError(`--${name} names ${repeated.join(', ')} more than once`);
   return integers;
+}
+
+/** The items that occur more than once, each named once, in the order of their second occurrence. */
+function repeatedItems<T>(items: readonly T[]): T[] {
+  return [...new Set(items.filter((item, i) => items.indexOf(item) !== i))];
 }
