@@ -166,7 +166,7 @@ export function restoreStageCheckpoint(
     const differs = firstEmphasisDifference(state.shapeEmphasis ?? [], expected.shapeEmphasis, state.step);
     if (differs !== null) {
       throw new Error(
-        `${dir}: the recipe's shapeEmphasis gives step ${differs + 1} other shape weights than the checkpoint's ${state.step} steps were drawn with ` +
+        `${dir}: the recipe's shapeEmphasis draws the scenes of step ${differs + 1} otherwise than the checkpoint's ${state.step} steps were drawn with ` +
           `(${JSON.stringify(state.shapeEmphasis ?? [])} then, ${JSON.stringify(expected.shapeEmphasis)} now); an emphasis can only change from step ${state.step} on`,
       );
     }

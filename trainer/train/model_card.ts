@@ -120,11 +120,15 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     '|---|---|---|---|',
     ...training.stages.map((s) => `| ${s.stage} | ${s.step} of ${s.steps} | ${s.batch} | ${(s.minutes / 60).toFixed(2)} h |`),
     '',
-    ...recipe.diffusion.shapeEmphasis.map(
-      (e) =>
-        `From stage-2 step ${e.fromStep} on, the training scenes draw ${Object.keys(e.weights).length ? `${Object.entries(e.weights).map(([shape, weight]) => `${shape} ${weight}x`).join(', ')} as often as the other shapes` : 'every shape alike'}` +
-        (e.sameColourGap === undefined ? '.' : `, and keep objects of one colour ${e.sameColourGap} of the image side apart.`),
-    ),
+    ...recipe.diffusion.shapeEmphasis.map((e) => {
+      const clauses = [
+        `draw ${Object.keys(e.weights).length ? `${Object.entries(e.weights).map(([shape, weight]) => `${shape} ${weight}x`).join(', ')} as often as the other shapes` : 'every shape alike'}`,
+        ...(e.sameColourGap === undefined ? [] : [`keep objects of one colour ${e.sameColourGap} of the image side apart`]),
+        ...(e.multiObjectScale === undefined ? [] : [`draw the objects of scenes with two or more ${e.multiObjectScale}x the world's size`]),
+      ];
+      const listed = clauses.length === 1 ? clauses[0] : `${clauses.slice(0, -1).join(', ')}, and ${clauses.at(-1)}`;
+      return `From stage-2 step ${e.fromStep} on, the training scenes ${listed}.`;
+    }),
     ...(recipe.diffusion.shapeEmphasis.length ? [''] : []),
     `${totalHours.toFixed(1)} h in all on a 2-core CPU (tfjs wasm + the native OpenBLAS kernels of \`native/\`). The recipe, the data`,
     'stream and every checkpoint are deterministic; the command continues from the last checkpoint when rerun:',

@@ -9,7 +9,7 @@ import type { SchedulerConfig } from '../schedulers/scheduling_utils.ts';
 import { NO_MODEL_ATTENTION_LAYERS, parseAttentionLayers, type ModelAttentionLayers } from '../pipelines/attention_layers_config.ts';
 import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
 import { SHAPE_NAMES } from '../world/definitions.ts';
-import { checkSameColourGap, checkShapeWeights, SAME_COLOUR_GAP, type SceneEmphasisOptions, type ShapeWeights } from '../world/sampler.ts';
+import { checkMultiObjectScale, checkSameColourGap, checkShapeWeights, SAME_COLOUR_GAP, type SceneEmphasisOptions, type ShapeWeights } from '../world/sampler.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -81,7 +81,8 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
 
 /**
  * From optimizer step `fromStep` (0-based) until the next entry, the training scenes draw the plain shapes with these
- * relative weights (1 for a shape not named) and keep objects of one colour `sameColourGap` apart. Like a
+ * relative weights (1 for a shape not named), keep objects of one colour `sameColourGap` apart and draw the objects
+ * of scenes with two or more `multiObjectScale` times the world's size. Like a
  * warm-up-stable schedule's length, it may change where the steps already taken keep theirs, so an emphasis can be
  * added to a stage under way.
  */
@@ -90,6 +91,8 @@ export interface ShapeEmphasis {
   weights: ShapeWeights;
   /** share of the image side between the bounding discs of same-colour objects (default: the world's SAME_COLOUR_GAP) */
   sameColourGap?: number;
+  /** factor on the object sizes of scenes with two or more objects (default 1: the world's) */
+  multiObjectScale?: number;
 }
 
 export interface TextEncoderRecipe {
@@ -317,7 +320,7 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
   if (!Array.isArray(value)) throw new RecipeError(`${where} must be a list of { fromStep, weights }`);
   return value.map((item, i) => {
     const entry = object(item, `${where}[${i}]`);
-    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap'], `${where}[${i}]`);
+    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale'], `${where}[${i}]`);
     const fromStep = number(entry, 'fromStep', `${where}[${i}]`, nonNegativeInteger, 'a non-negative integer');
     const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
     if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
@@ -325,11 +328,16 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
     try {
       checkShapeWeights(weights, `${where}[${i}].weights`);
       if (entry.sameColourGap !== undefined) checkSameColourGap(entry.sameColourGap as number, `${where}[${i}].sameColourGap`);
+      if (entry.multiObjectScale !== undefined) checkMultiObjectScale(entry.multiObjectScale as number, `${where}[${i}].multiObjectScale`);
     } catch (error) {
       throw new RecipeError((error as Error).message);
     }
-    if (entry.sameColourGap === undefined) return { fromStep, weights: { ...weights } };
-    return { fromStep, weights: { ...weights }, sameColourGap: entry.sameColourGap as number };
+    return {
+      fromStep,
+      weights: { ...weights },
+      ...(entry.sameColourGap === undefined ? {} : { sameColourGap: entry.sameColourGap as number }),
+      ...(entry.multiObjectScale === undefined ? {} : { multiObjectScale: entry.multiObjectScale as number }),
+    };
   });
 }
 
@@ -391,14 +399,15 @@ export interface ScheduleRecord {
 export function sceneOptionsAt(emphasis: readonly ShapeEmphasis[], step: number): SceneEmphasisOptions {
   const entry = emphasis.findLast((e) => e.fromStep <= step);
   if (!entry) return {};
-  return entry.sameColourGap === undefined ? { shapeWeights: entry.weights } : { shapeWeights: entry.weights, sameColourGap: entry.sameColourGap };
+  const { weights: shapeWeights, sameColourGap, multiObjectScale } = entry;
+  return { shapeWeights, ...(sameColourGap === undefined ? {} : { sameColourGap }), ...(multiObjectScale === undefined ? {} : { multiObjectScale }) };
 }
 
 /** The first of the steps [0, steps) whose scenes the two emphases draw differently, or null. */
 export function firstEmphasisDifference(a: readonly ShapeEmphasis[], b: readonly ShapeEmphasis[], steps: number): number | null {
   const effective = (emphasis: readonly ShapeEmphasis[], step: number) => {
-    const { shapeWeights = {}, sameColourGap = SAME_COLOUR_GAP } = sceneOptionsAt(emphasis, step);
-    return [...SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap].join(',');
+    const { shapeWeights = {}, sameColourGap = SAME_COLOUR_GAP, multiObjectScale = 1 } = sceneOptionsAt(emphasis, step);
+    return [...SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap, multiObjectScale].join(',');
   };
   const changes = [...new Set([0, ...a.map((e) => e.fromStep), ...b.map((e) => e.fromStep)])].filter((step) => step < steps).sort((x, y) => x - y);
   return changes.find((step) => effective(a, step) !== effective(b, step)) ?? null;

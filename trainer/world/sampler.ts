@@ -40,12 +40,17 @@ export interface SampleOptions {
    * SAME_COLOUR_GAP): training may hold such objects further apart; the held-out sets never set it
    */
   sameColourGap?: number;
+  /**
+   * factor on the diameters of objects in scenes of two or more objects (default 1): training may draw crowded scenes
+   * with larger objects, whose shapes a 64x64 model resolves better; the held-out sets never set it
+   */
+  multiObjectScale?: number;
 }
 
 export type ShapeWeights = Partial<Record<ShapeName, number>>;
 
 /** The options by which training may draw scenes unlike the held-out sets (recipe's shapeEmphasis). */
-export type SceneEmphasisOptions = Pick<SampleOptions, 'shapeWeights' | 'sameColourGap'>;
+export type SceneEmphasisOptions = Pick<SampleOptions, 'shapeWeights' | 'sameColourGap' | 'multiObjectScale'>;
 
 /** Checks shape weights: known shapes, finite non-negative numbers, at least one shape left with a chance. */
 export function checkShapeWeights(weights: ShapeWeights, where = 'shapeWeights'): void {
@@ -78,6 +83,14 @@ export const MAX_SAME_COLOUR_GAP = 0.2;
 export function checkSameColourGap(gap: number, where = 'sameColourGap'): void {
   if (typeof gap !== 'number' || !Number.isFinite(gap) || gap < 0 || gap > MAX_SAME_COLOUR_GAP) {
     throw new SceneError(`${where} must be a number from 0 to ${MAX_SAME_COLOUR_GAP}, got ${JSON.stringify(gap)}`);
+  }
+}
+/** Larger factors leave four objects too little room (layouts would shrink them back). */
+export const MAX_MULTI_OBJECT_SCALE = 1.4;
+
+export function checkMultiObjectScale(scale: number, where = 'multiObjectScale'): void {
+  if (typeof scale !== 'number' || !Number.isFinite(scale) || scale < 1 || scale > MAX_MULTI_OBJECT_SCALE) {
+    throw new SceneError(`${where} must be a number from 1 to ${MAX_MULTI_OBJECT_SCALE}, got ${JSON.stringify(scale)}`);
   }
 }
 /** Objects of different colours may overlap: their centres stay at least this share of the summed radii apart. */
@@ -140,8 +153,10 @@ function sharesColour(a: ObjectAttributes, b: ObjectAttributes): boolean {
 }
 
 /** Places objects (centre, size, rotation) without rendering; null when no layout was found. */
-function sampleLayout(rng: Rng, attributes: ObjectAttributes[], sameColourGap: number): SceneObject[] | null {
-  const [low, high] = SIZE_RANGES[Math.min(4, attributes.length)]!;
+function sampleLayout(rng: Rng, attributes: ObjectAttributes[], sameColourGap: number, multiObjectScale: number): SceneObject[] | null {
+  const [smallest, largest] = SIZE_RANGES[Math.min(4, attributes.length)]!;
+  const scale = attributes.length >= 2 ? multiObjectScale : 1;
+  const [low, high] = [smallest * scale, largest * scale];
   for (let attempt = 0; attempt < 20; attempt++) {
     const shrink = 0.94 ** attempt;
     const placed: SceneObject[] = [];
@@ -182,6 +197,8 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
   if (options.shapeWeights) checkShapeWeights(options.shapeWeights);
   const sameColourGap = options.sameColourGap ?? SAME_COLOUR_GAP;
   checkSameColourGap(sameColourGap);
+  const multiObjectScale = options.multiObjectScale ?? 1;
+  checkMultiObjectScale(multiObjectScale);
   const rng = new Rng(seed);
   for (;;) {
     const kind = rng.pick(BACKGROUND_NAMES);
@@ -189,7 +206,7 @@ export function sampleScene(seed: number, options: SampleOptions = {}): Scene {
     const count = rng.int(minObjects, maxObjects);
     const attributes = sampleAttributes(rng, count, kind, count >= 2 && rng.chance(similarPairProbability), rareProbability, options.shapeWeights);
     if (split !== 'all' && isHeldOut(attributes, kind) !== (split === 'heldout')) continue;
-    const objects = sampleLayout(rng, attributes, sameColourGap);
+    const objects = sampleLayout(rng, attributes, sameColourGap, multiObjectScale);
     if (objects) return { background, objects };
   }
 }

@@ -123,6 +123,8 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe(emphasis({ fromStep: 1 })), /shapeEmphasis must be a list/);
     assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: {}, sameColourGap: 0.5 }])), /shapeEmphasis\[0\]\.sameColourGap must be a number from 0 to 0.2, got 0.5/);
     assert.deepEqual(parseRecipe(emphasis([{ fromStep: 1, weights: {}, sameColourGap: 0.1 }])).diffusion.shapeEmphasis, [{ fromStep: 1, weights: {}, sameColourGap: 0.1 }]);
+    assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: {}, multiObjectScale: 2 }])), /shapeEmphasis\[0\]\.multiObjectScale must be a number from 1 to 1.4, got 2/);
+    assert.deepEqual(parseRecipe(emphasis([{ fromStep: 1, weights: {}, multiObjectScale: 1.2 }])).diffusion.shapeEmphasis, [{ fromStep: 1, weights: {}, multiObjectScale: 1.2 }]);
     assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
     // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
     assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
@@ -179,6 +181,10 @@ test('shape emphases are compared over the steps already taken, by the scenes th
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 30, weights: { hexagon: 2 } }], 100), 30);
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 40, weights: { hexagon: 3 }, sameColourGap: 0.1 }], 100), 40);
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 40, weights: { hexagon: 3 }, sameColourGap: 0.1 }], 40), null);
+  const larger = [...hexagons, { fromStep: 50, weights: { hexagon: 3 }, multiObjectScale: 1.2 }];
+  assert.deepEqual(sceneOptionsAt(larger, 50), { shapeWeights: { hexagon: 3 }, multiObjectScale: 1.2 });
+  assert.equal(firstEmphasisDifference(hexagons, larger, 100), 50);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 50, weights: { hexagon: 3 }, multiObjectScale: 1 }], 100), null);
 });
 
 test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
@@ -464,7 +470,7 @@ describe('resume and export', () => {
     const added = startStageTwo('emphasis-added');
     assert.equal((await trainDefaultModel(emphasised([]), { ...added, maxSteps: 3 })).diffusionStep, 3);
     assert.equal(readStageCheckpointState(join(added.workDir, 'diffusion', 'checkpoint'))!.shapeEmphasis, undefined);
-    await assert.rejects(trainDefaultModel(emphasised([{ fromStep: 2, weights: onlyHexagons }]), added), /shapeEmphasis gives step 3 other shape weights than the checkpoint's 3 steps were drawn with/);
+    await assert.rejects(trainDefaultModel(emphasised([{ fromStep: 2, weights: onlyHexagons }]), added), /shapeEmphasis draws the scenes of step 3 otherwise than the checkpoint's 3 steps were drawn with/);
     assert.equal((await trainDefaultModel(fromThree, added)).diffusionStep, 6);
     assert.deepEqual(readStageCheckpointState(join(added.workDir, 'diffusion', 'checkpoint'))!.shapeEmphasis, fromThree.diffusion.shapeEmphasis);
     const a = checkpointTensors(fromStart.workDir, 'diffusion');
@@ -477,7 +483,7 @@ describe('resume and export', () => {
     const c = checkpointTensors(plain.workDir, 'diffusion');
     assert.ok([...a].some(([key, values]) => !Buffer.from(values.buffer).equals(Buffer.from(c.get(key)!.buffer))), 'the emphasis changed nothing');
     // the weights of the steps taken are kept: dropping the emphasis is refused
-    await assert.rejects(trainDefaultModel(emphasised([]), added), /other shape weights/);
+    await assert.rejects(trainDefaultModel(emphasised([]), added), /draws the scenes of step 4 otherwise/);
   });
 
   test('the latest checkpoint exports on demand; a changed recipe is refused', async () => {
@@ -530,6 +536,11 @@ describe('resume and export', () => {
     assert.match(renderModelCard(emphasised, report, 'x'), /From stage-2 step 3 on, the training scenes draw hexagon 3x, star 2x as often as the other shapes\./);
     const spaced = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: {}, sameColourGap: 0.1 }] } } };
     assert.match(renderModelCard(spaced, report, 'x'), /From stage-2 step 3 on, the training scenes draw every shape alike, and keep objects of one colour 0\.1 of the image side apart\./);
+    const larger = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: { hexagon: 3 }, sameColourGap: 0.1, multiObjectScale: 1.2 }] } } };
+    assert.match(
+      renderModelCard(larger, report, 'x'),
+      /From stage-2 step 3 on, the training scenes draw hexagon 3x as often as the other shapes, keep objects of one colour 0\.1 of the image side apart, and draw the objects of scenes with two or more 1\.2x the world's size\./,
+    );
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
     assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
   });

@@ -248,6 +248,35 @@ test('a same-colour gap keeps objects of one colour that far apart, and the defa
   assert.throws(() => sampleScene(0, { sameColourGap: Number.NaN }), /sameColourGap must be a number/);
 });
 
+test('multiObjectScale draws the objects of crowded scenes larger and leaves single objects and the default as they were', () => {
+  const meanDiameter = (count: number, multiObjectScale?: number) => {
+    let sum = 0;
+    for (let seed = 0; seed < 400; seed++) {
+      const { objects } = sampleScene(seed, { minObjects: count, maxObjects: count, multiObjectScale });
+      sum += objects.reduce((total, object) => total + object.size, 0) / count;
+    }
+    return sum / 400;
+  };
+  for (const count of [2, 3]) {
+    const world = meanDiameter(count);
+    const scaled = meanDiameter(count, 1.2);
+    // layouts that do not fit shrink and are drawn again, so the mean grows by a little less than the factor
+    assert.ok(scaled > world * 1.1 && scaled <= world * 1.2, `${count} objects: mean diameter ${world.toFixed(3)} -> ${scaled.toFixed(3)} with 1.2`);
+  }
+  for (let seed = 0; seed < 50; seed++) {
+    assert.deepEqual(sampleScene(seed, { minObjects: 1, maxObjects: 1, multiObjectScale: 1.3 }), sampleScene(seed, { minObjects: 1, maxObjects: 1 }));
+    assert.deepEqual(sampleScene(seed, { multiObjectScale: 1 }), sampleScene(seed));
+  }
+  for (let seed = 0; seed < 200; seed++) {
+    for (const object of sampleScene(seed, { minObjects: 2, multiObjectScale: 1.4 }).objects) {
+      const [x0, y0, x1, y1] = objectBox(object);
+      assert.ok(x0 >= 0 && y0 >= 0 && x1 <= 1 && y1 <= 1, `seed ${seed}: an object leaves the frame: ${JSON.stringify([x0, y0, x1, y1])}`);
+    }
+  }
+  assert.throws(() => sampleScene(0, { multiObjectScale: 0.9 }), /multiObjectScale must be a number from 1 to 1.4, got 0.9/);
+  assert.throws(() => sampleScene(0, { multiObjectScale: Number.POSITIVE_INFINITY }), /multiObjectScale must be a number/);
+});
+
 test('background colour exclusions match the renders', () => {
   // a colour is "near" a background pixel within the distance its regions grow to
   const near = COLOUR_GROW_DISTANCE;
