@@ -39,8 +39,7 @@ export function parseOptionalNumber(value: string | undefined, name: string, che
   return value === undefined ? undefined : parseNumber(value, name, 0, check);
 }
 
-export const isPositiveInteger = (n: number) => Number.isInteger(n) && n > 0;
-export const isNonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
+export { isNonNegativeInteger, isPositiveInteger } from '../util/numbers.ts';
 
 /** One of `choices`, or undefined when the option is absent. */
 export function parseChoice<T extends string>(value: string | undefined, name: string, choices: readonly T[]): T | undefined {

@@ -4,6 +4,7 @@ import { ATTENTION_MODES, type AttentionMode, type AttentionSchedule } from './l
 import { layerSelectionProblem, type LayerSelection } from '../models/attention_layers.ts';
 import type { LearningLayers } from '../pipelines/attention_layers_config.ts';
 import type { SamplingMode } from './sampling.ts';
+import { isNonNegativeInteger } from '../util/numbers.ts';
 
 export type LrSchedule = 'cosine' | 'constant';
 export type Phase2Mode = 'lora' | 'full';
@@ -261,7 +262,6 @@ function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(`invalid learning options: ${message}`);
 }
 
-const isCount = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0;
 const isPositive = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n > 0;
 const isNonNegative = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
 
@@ -272,12 +272,12 @@ function validateOptimizer(o: OptimizerOptions, where: string): void {
   check(isPositive(o.eps), `${where}.eps must be > 0`);
   check(isPositive(o.maxGradNorm), `${where}.maxGradNorm must be > 0`);
   check(o.schedule === 'cosine' || o.schedule === 'constant', `${where}.schedule must be cosine or constant`);
-  check(isCount(o.warmupSteps), `${where}.warmupSteps must be a non-negative integer`);
+  check(isNonNegativeInteger(o.warmupSteps), `${where}.warmupSteps must be a non-negative integer`);
 }
 
 function validateAttention(a: AttentionLossOptions, where: string): void {
   check(ATTENTION_MODES.includes(a.mode as AttentionMode), `${where}.mode must be one of ${ATTENTION_MODES.join(', ')}`);
-  check(isCount(a.rewardSteps), `${where}.rewardSteps must be a non-negative integer`);
+  check(isNonNegativeInteger(a.rewardSteps), `${where}.rewardSteps must be a non-negative integer`);
   check(isNonNegative(a.timestepThreshold), `${where}.timestepThreshold must be ≥ 0`);
   check(isNonNegative(a.rewardWeight) && isNonNegative(a.penaltyWeight), `${where} weights must be ≥ 0`);
   check(Number.isFinite(a.rewardAlpha), `${where}.rewardAlpha must be a number`);
@@ -296,7 +296,7 @@ export function validateOptions(o: LearnOptions): LearnOptions {
   check(['mean', 'normal', 'bas'].includes(o.tokenInit), 'tokenInit must be mean, normal or bas');
   check(o.phase1.enabled || o.phase2.enabled, 'at least one phase must be enabled');
   for (const [name, phase] of [['phase1', o.phase1], ['phase2', o.phase2]] as const) {
-    check(isCount(phase.steps) && (!phase.enabled || phase.steps > 0), `${name}.steps must be a positive integer`);
+    check(isNonNegativeInteger(phase.steps) && (!phase.enabled || phase.steps > 0), `${name}.steps must be a positive integer`);
     check(isNonNegative(phase.reconstructionWeight), `${name}.reconstructionWeight must be ≥ 0`);
     validateOptimizer(phase.optimizer, `${name}.optimizer`);
     validateAttention(phase.attention, `${name}.attention`);
@@ -313,9 +313,9 @@ export function validateOptions(o: LearnOptions): LearnOptions {
     check(isNonNegative(prior.guidance), 'prior.guidance must be ≥ 0');
     check(prior.cacheDir === null || (typeof prior.cacheDir === 'string' && prior.cacheDir.length > 0), 'prior.cacheDir must be a folder path or null');
   }
-  check(isCount(o.checkpointEvery) && isCount(o.attentionMapEvery) && isCount(o.previewEvery), 'checkpointEvery, attentionMapEvery and previewEvery must be non-negative integers');
+  check(isNonNegativeInteger(o.checkpointEvery) && isNonNegativeInteger(o.attentionMapEvery) && isNonNegativeInteger(o.previewEvery), 'checkpointEvery, attentionMapEvery and previewEvery must be non-negative integers');
   check(Number.isInteger(o.previewSteps) && o.previewSteps > 0, 'previewSteps must be a positive integer');
-  check(Array.isArray(o.metricTimesteps) && o.metricTimesteps.length > 0 && o.metricTimesteps.every(isCount), 'metricTimesteps must list timesteps');
+  check(Array.isArray(o.metricTimesteps) && o.metricTimesteps.length > 0 && o.metricTimesteps.every(isNonNegativeInteger), 'metricTimesteps must list timesteps');
   return o;
 }
 

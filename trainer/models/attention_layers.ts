@@ -3,6 +3,7 @@
 // sets: phase 1 = cross indices 7-12 (decoder at 1/16 and 1/32 of the image side), phase 2 = {4,5,7,8,9} (encoder and
 // decoder at 1/32).
 import type { AttentionLayerInfo } from './attention_processor.ts';
+import { isNonNegativeInteger, isPositiveInteger } from '../util/numbers.ts';
 
 export type LayerPlace = AttentionLayerInfo['place'];
 
@@ -53,7 +54,7 @@ const LAYER_PLACES: readonly LayerPlace[] = ['down', 'mid', 'up'];
 
 /** A non-empty list of attention-layer indices ℓ (forward order), as box control's explicit layers are given. */
 export function isLayerOrderList(value: unknown): value is number[] {
-  return Array.isArray(value) && value.length > 0 && value.every((n) => Number.isInteger(n) && n >= 0);
+  return Array.isArray(value) && value.length > 0 && value.every(isNonNegativeInteger);
 }
 
 /** What is wrong with a selection read from JSON (options, a model's attention_layers.json), or null. */
@@ -66,10 +67,9 @@ export function layerSelectionProblem(value: unknown): string | null {
   }
   if (typeof resolution !== 'object' || resolution === null) return 'resolution must be {coarsest: k} or {strides: [...]}';
   const { coarsest, strides } = resolution as Record<string, unknown>;
-  const positiveInteger = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n > 0;
   if ((coarsest === undefined) === (strides === undefined)) return `resolution must hold exactly one of coarsest and strides, got ${JSON.stringify(resolution)}`;
-  if (coarsest !== undefined && !positiveInteger(coarsest)) return `resolution.coarsest must be a positive integer, got ${JSON.stringify(coarsest)}`;
-  if (strides !== undefined && !(Array.isArray(strides) && strides.length > 0 && strides.every(positiveInteger))) {
+  if (coarsest !== undefined && !isPositiveInteger(coarsest)) return `resolution.coarsest must be a positive integer, got ${JSON.stringify(coarsest)}`;
+  if (strides !== undefined && !(Array.isArray(strides) && strides.length > 0 && strides.every(isPositiveInteger))) {
     return `resolution.strides must list positive integers, got ${JSON.stringify(strides)}`;
   }
   return null;

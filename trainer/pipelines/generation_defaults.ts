@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFolderError, readJson, readPipelineIndex } from '../io/model_index.ts';
+import { isPositiveInteger } from '../util/numbers.ts';
 
 /** The samplers of text-to-image: DDIM (box-controlled synthesis always uses it, as the MIFO reference) and DPM-Solver++(2M). */
 export const SAMPLER_NAMES = ['ddim', 'dpm-solver++'] as const;
@@ -50,7 +51,7 @@ export function samplerOfScheduler(className: string): SamplerName {
 }
 
 const GENERATION_CONFIG_RULES: Record<keyof GenerationConfigJson, { check: (n: number) => boolean; rule: string }> = {
-  num_inference_steps: { check: (n) => Number.isInteger(n) && n > 0, rule: 'a positive integer' },
+  num_inference_steps: { check: isPositiveInteger, rule: 'a positive integer' },
   guidance_scale: { check: (n) => n >= 0, rule: 'a number ≥ 0' },
   guidance_rescale: { check: (n) => n >= 0 && n <= 1, rule: 'a number in [0, 1]' },
 };

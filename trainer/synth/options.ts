@@ -2,6 +2,7 @@
 // bounded_attention.py), the presets (MIFO, Bounded Attention, no control) and the ablation switches of spec §5.
 import { isLayerOrderList } from '../models/attention_layers.ts';
 import { REFERENCE_ALPHA, validateAlphaParams, type AlphaIndexing, type AlphaParams, type AlphaSchedule } from './alpha.ts';
+import { isNonNegativeInteger } from '../util/numbers.ts';
 
 export interface SynthesisControl {
   /** false: plain DDIM + CFG, no masking, no guidance (the "no control" baseline) */
@@ -115,10 +116,9 @@ const MAX_ITERATIONS_PER_STEP = 50;
 const MAX_KMEANS_INITS = 1000;
 
 export function validateControl(c: SynthesisControl): void {
-  const isCount = (n: number) => Number.isInteger(n) && n >= 0;
   const flags = ['boxControl', 'inBox', 'outOfBox', 'boxCountFactor', 'crossMask', 'selfMask', 'maskEos', 'refine'] as const;
   for (const flag of flags) check(typeof c[flag] === 'boolean', `${flag} must be true or false, got ${JSON.stringify(c[flag])}`);
-  check(isCount(c.guidanceSteps), `guidanceSteps must be an integer ≥ 0, got ${c.guidanceSteps}`);
+  check(isNonNegativeInteger(c.guidanceSteps), `guidanceSteps must be an integer ≥ 0, got ${c.guidanceSteps}`);
   check(Number.isInteger(c.iterationsPerStep) && c.iterationsPerStep >= 1 && c.iterationsPerStep <= MAX_ITERATIONS_PER_STEP, `iterationsPerStep must be an integer from 1 to ${MAX_ITERATIONS_PER_STEP}, got ${c.iterationsPerStep}`);
   check(Number.isFinite(c.stepSizeStart) && Number.isFinite(c.stepSizeEnd), 'step sizes must be finite');
   check(Number.isFinite(c.lossStop), `lossStop must be finite, got ${c.lossStop}`);
@@ -127,7 +127,7 @@ export function validateControl(c: SynthesisControl): void {
   check(['decay', 'constant', 'zero'].includes(c.alphaSchedule), `alphaSchedule must be decay, constant or zero, got ${c.alphaSchedule}`);
   check(['reference', 'step'].includes(c.alphaIndexing), `alphaIndexing must be reference or step, got ${c.alphaIndexing}`);
   validateAlphaParams(c.alpha);
-  check(isCount(c.refineStart), `refineStart must be an integer ≥ 0, got ${c.refineStart}`);
+  check(isNonNegativeInteger(c.refineStart), `refineStart must be an integer ≥ 0, got ${c.refineStart}`);
   check(Number.isInteger(c.refineEvery) && c.refineEvery >= 1, `refineEvery must be an integer ≥ 1, got ${c.refineEvery}`);
   check(Number.isInteger(c.clustersPerSubject) && c.clustersPerSubject >= 1, `clustersPerSubject must be an integer ≥ 1, got ${c.clustersPerSubject}`);
   check(Number.isInteger(c.kmeansInits) && c.kmeansInits >= 1 && c.kmeansInits <= MAX_KMEANS_INITS, `kmeansInits must be an integer from 1 to ${MAX_KMEANS_INITS}, got ${c.kmeansInits}`);

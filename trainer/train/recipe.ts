@@ -10,6 +10,7 @@ import { NO_MODEL_ATTENTION_LAYERS, parseAttentionLayers, type ModelAttentionLay
 import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_defaults.ts';
 import { SHAPE_NAMES } from '../world/definitions.ts';
 import { checkMultiObjectScale, checkSameColourGap, checkShapeWeights, SAME_COLOUR_GAP, type SceneEmphasisOptions, type ShapeWeights } from '../world/sampler.ts';
+import { isNonNegativeInteger, isPositiveInteger } from '../util/numbers.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -151,8 +152,6 @@ function number(raw: Json, key: string, where: string, check: (n: number) => boo
   return value;
 }
 
-const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
-const nonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
 const unitInterval = (n: number) => n >= 0 && n <= 1;
 const nonNegative = (n: number) => n >= 0;
 
@@ -174,13 +173,13 @@ function parseOptimizer(value: unknown, where: string): OptimizerRecipe {
   return {
     learningRate: number(raw, 'learningRate', where, (n) => n > 0, 'a positive number'),
     schedule,
-    warmupSteps: number(raw, 'warmupSteps', where, nonNegativeInteger, 'a non-negative integer'),
+    warmupSteps: number(raw, 'warmupSteps', where, isNonNegativeInteger, 'a non-negative integer'),
     minFactor: number(raw, 'minFactor', where, unitInterval, 'in [0, 1]'),
     betas: betas as [number, number],
     weightDecay: number(raw, 'weightDecay', where, nonNegative, 'non-negative'),
     eps: number(raw, 'eps', where, (n) => n > 0, 'positive'),
     maxGradNorm: number(raw, 'maxGradNorm', where, (n) => n > 0, 'positive'),
-    ...(schedule === 'warmup_stable_decay' ? { decaySteps: number(raw, 'decaySteps', where, positiveInteger, 'a positive integer') } : {}),
+    ...(schedule === 'warmup_stable_decay' ? { decaySteps: number(raw, 'decaySteps', where, isPositiveInteger, 'a positive integer') } : {}),
   };
 }
 
@@ -193,11 +192,11 @@ const BOOKKEEPING_KEYS = ['steps', 'batch', 'checkpointEvery', 'previewEvery', '
 
 function parseBookkeeping(raw: Json, where: string): StageBookkeeping {
   return {
-    steps: number(raw, 'steps', where, positiveInteger, 'a positive integer'),
-    batch: number(raw, 'batch', where, positiveInteger, 'a positive integer'),
-    checkpointEvery: number(raw, 'checkpointEvery', where, positiveInteger, 'a positive integer'),
-    previewEvery: number(raw, 'previewEvery', where, nonNegativeInteger, 'a non-negative integer'),
-    logEvery: number(raw, 'logEvery', where, positiveInteger, 'a positive integer'),
+    steps: number(raw, 'steps', where, isPositiveInteger, 'a positive integer'),
+    batch: number(raw, 'batch', where, isPositiveInteger, 'a positive integer'),
+    checkpointEvery: number(raw, 'checkpointEvery', where, isPositiveInteger, 'a positive integer'),
+    previewEvery: number(raw, 'previewEvery', where, isNonNegativeInteger, 'a non-negative integer'),
+    logEvery: number(raw, 'logEvery', where, isPositiveInteger, 'a positive integer'),
   };
 }
 
@@ -210,7 +209,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const worldRaw = object(raw.world, `${source}.world`);
   checkKeys(worldRaw, ['imageSize', 'minObjects', 'maxObjects'], `${source}.world`);
   const world: WorldRecipe = {
-    imageSize: number(worldRaw, 'imageSize', `${source}.world`, positiveInteger, 'a positive integer'),
+    imageSize: number(worldRaw, 'imageSize', `${source}.world`, isPositiveInteger, 'a positive integer'),
     minObjects: number(worldRaw, 'minObjects', `${source}.world`, (n) => Number.isInteger(n) && n >= 1 && n <= 4, 'an integer in 1..4'),
     maxObjects: number(worldRaw, 'maxObjects', `${source}.world`, (n) => Number.isInteger(n) && n >= 1 && n <= 4, 'an integer in 1..4'),
   };
@@ -220,7 +219,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const textKeys = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'headroom', 'maxLength'];
   checkKeys(textRaw, [...textKeys, 'hidden_act'], `${source}.textEncoder`);
   const textEncoder = Object.fromEntries(
-    textKeys.map((key) => [key, number(textRaw, key, `${source}.textEncoder`, key === 'headroom' ? nonNegativeInteger : positiveInteger, 'a positive integer')]),
+    textKeys.map((key) => [key, number(textRaw, key, `${source}.textEncoder`, key === 'headroom' ? isNonNegativeInteger : isPositiveInteger, 'a positive integer')]),
   ) as Omit<TextEncoderRecipe, 'hidden_act'>;
   const hiddenAct = textRaw.hidden_act ?? 'quick_gelu';
   if (typeof hiddenAct !== 'string') throw new RecipeError(`${source}.textEncoder.hidden_act must be a string`);
@@ -238,10 +237,10 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     ...parseBookkeeping(vaeRaw, `${source}.vae`),
     config: object(vaeRaw.config, `${source}.vae.config`) as unknown as AutoencoderKLConfig,
     optimizer: parseOptimizer(vaeRaw.optimizer, `${source}.vae.optimizer`),
-    crop: number(vaeRaw, 'crop', `${source}.vae`, positiveInteger, 'a positive integer'),
+    crop: number(vaeRaw, 'crop', `${source}.vae`, isPositiveInteger, 'a positive integer'),
     klWeight: number(vaeRaw, 'klWeight', `${source}.vae`, nonNegative, 'non-negative'),
     l1Weight: number(vaeRaw, 'l1Weight', `${source}.vae`, nonNegative, 'non-negative'),
-    scalingImages: number(vaeRaw, 'scalingImages', `${source}.vae`, positiveInteger, 'a positive integer'),
+    scalingImages: number(vaeRaw, 'scalingImages', `${source}.vae`, isPositiveInteger, 'a positive integer'),
   };
   if (vae.crop > world.imageSize) throw new RecipeError(`${source}.vae.crop (${vae.crop}) exceeds world.imageSize (${world.imageSize})`);
   const vaeFactor = 2 ** (vae.config.block_out_channels.length - 1);
@@ -274,8 +273,8 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     optimizer: parseOptimizer(diffusionRaw.optimizer, `${source}.diffusion.optimizer`),
     captionDropout: number(diffusionRaw, 'captionDropout', `${source}.diffusion`, unitInterval, 'in [0, 1]'),
     emaDecay: number(diffusionRaw, 'emaDecay', `${source}.diffusion`, (n) => n >= 0 && n < 1, 'in [0, 1)'),
-    previewCaptions: number(diffusionRaw, 'previewCaptions', `${source}.diffusion`, positiveInteger, 'a positive integer'),
-    previewSteps: number(diffusionRaw, 'previewSteps', `${source}.diffusion`, positiveInteger, 'a positive integer'),
+    previewCaptions: number(diffusionRaw, 'previewCaptions', `${source}.diffusion`, isPositiveInteger, 'a positive integer'),
+    previewSteps: number(diffusionRaw, 'previewSteps', `${source}.diffusion`, isPositiveInteger, 'a positive integer'),
     previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
     shapeEmphasis: parseShapeEmphasis(diffusionRaw.shapeEmphasis ?? [], `${source}.diffusion.shapeEmphasis`),
   };
@@ -286,7 +285,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   if (!SAMPLER_NAMES.includes(sampler)) throw new RecipeError(`${source}.generation.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(sampler)}`);
   const generation: GenerationDefaults = {
     sampler,
-    steps: number(generationRaw, 'steps', `${source}.generation`, positiveInteger, 'a positive integer'),
+    steps: number(generationRaw, 'steps', `${source}.generation`, isPositiveInteger, 'a positive integer'),
     guidance: number(generationRaw, 'guidance', `${source}.generation`, nonNegative, 'non-negative'),
     guidanceRescale: number(generationRaw, 'guidanceRescale', `${source}.generation`, unitInterval, 'in [0, 1]'),
   };
@@ -303,7 +302,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   checkScheduleFits(diffusion, `${source}.diffusion`);
   return {
     name: raw.name,
-    seed: number(raw, 'seed', source, nonNegativeInteger, 'a non-negative integer'),
+    seed: number(raw, 'seed', source, isNonNegativeInteger, 'a non-negative integer'),
     world,
     textEncoder: { ...textEncoder, hidden_act: hiddenAct },
     unet,
@@ -321,7 +320,7 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
   return value.map((item, i) => {
     const entry = object(item, `${where}[${i}]`);
     checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale'], `${where}[${i}]`);
-    const fromStep = number(entry, 'fromStep', `${where}[${i}]`, nonNegativeInteger, 'a non-negative integer');
+    const fromStep = number(entry, 'fromStep', `${where}[${i}]`, isNonNegativeInteger, 'a non-negative integer');
     const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
     if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
     const weights = object(entry.weights, `${where}[${i}].weights`) as ShapeWeights;
