@@ -16,7 +16,7 @@ import { measureAccuracy } from '../trainer/world/evaluator/accuracy.ts';
 import { evaluateScene, type ObjectRequest } from '../trainer/world/evaluator/evaluate.ts';
 import { readRgb } from '../trainer/world/image.ts';
 import { Rng } from '../trainer/world/random.ts';
-import { MAX_MULTI_OBJECT_SCALE, sampleScene, type SampleOptions } from '../trainer/world/sampler.ts';
+import { checkMultiObjectScale, sampleScene, type SampleOptions } from '../trainer/world/sampler.ts';
 import { parseCaption, type Box } from '../trainer/world/scene.ts';
 
 const { values } = parseArgs({
@@ -69,7 +69,8 @@ if (values.image !== undefined) {
   const size = parseNumber(values.size, 'size', 64, isPositiveInteger);
   const firstSeed = parseNumber(values['first-seed'], 'first-seed', 10000, isNonNegativeInteger);
   const seeds = Array.from({ length: parseNumber(values.scenes, 'scenes', 1000, isPositiveInteger) }, (_, i) => firstSeed + i);
-  const multiObjectScale = parseNumber(values['multi-object-scale'], 'multi-object-scale', 1, (v) => v >= 1 && v <= MAX_MULTI_OBJECT_SCALE);
+  const multiObjectScale = parseNumber(values['multi-object-scale'], 'multi-object-scale', 1);
+  checkMultiObjectScale(multiObjectScale, '--multi-object-scale');
   const report = measureAccuracy({
     seeds,
     size,
