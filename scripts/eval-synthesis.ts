@@ -1,8 +1,8 @@
 // Box control on the world: held-out scenes of two or three objects are drawn again from their captions, each object
 // asked into the box it had in the rendered scene, and the world's evaluator checks every object (right shape and
 // colour), the IoU of its box with the requested one, and its leakage (its colour outside its box or on another object).
-// Compared: no control, MIFO on the layers chosen by role (the spec's), and MIFO on the model folder's own layers
-// (its attention_layers.json) when it names them.
+// Compared: no control, MIFO on the layers chosen by role with every layer bounded (the spec's), and MIFO on the model
+// folder's own layers (its attention_layers.json, bounded layers included) when it names them.
 //
 //   npx tsx scripts/eval-synthesis.ts --model DIR [--scenes 8] [--steps 50] [--out DIR]
 //     --control JSON   control overrides for the MIFO variants, e.g. '{"stepSizeStart":4,"stepSizeEnd":1}'
@@ -60,7 +60,8 @@ interface Variant {
 }
 const allVariants: Variant[] = [
   { key: 'off', label: 'no control', preset: 'off' },
-  { key: 'role', label: 'MIFO, layers by role', preset: 'mifo', control: { ...controlOverrides, lossLayers: orders(byRole.loss), mapLayers: orders(byRole.maps) } },
+  // The spec's choice in full: every layer bounded, whatever the folder names.
+  { key: 'role', label: 'MIFO, layers by role', preset: 'mifo', control: { ...controlOverrides, lossLayers: orders(byRole.loss), mapLayers: orders(byRole.maps), boundedLayers: orders(pipeline.unet.attentionLayers) } },
 ];
 if (own) allVariants.push({ key: 'model', label: "MIFO, the model's layers", preset: 'mifo', control: { ...controlOverrides, lossLayers: own.lossLayers, mapLayers: own.mapLayers } });
 const variants = allVariants.filter((variant) => chosenVariants.includes(variant.key));

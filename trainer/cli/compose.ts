@@ -54,6 +54,8 @@ Control (defaults: the MIFO reference):
   --loss-layers L,L,...  explicit loss layers by ℓ index (default: the model's attention_layers.json, else the mid
                          block + the first decoder block one level finer)
   --map-layers L,L,...   explicit mask-map layers by ℓ index (default: the model's, else that decoder block)
+  --bounded-layers L,L,...
+                         the layers whose attention is bounded, by ℓ (default: the model's, else every layer)
   --preview-every K      also write the x̂0 preview of every K-th step as FILE-stepNNN[-i].png`;
 
 function parseBox(text: string): number[] {
@@ -112,6 +114,7 @@ export async function run(argv: string[]): Promise<void> {
       'kmeans-inits': { type: 'string' },
       'loss-layers': { type: 'string' },
       'map-layers': { type: 'string' },
+      'bounded-layers': { type: 'string' },
       'preview-every': { type: 'string' },
     },
     HELP,
@@ -164,6 +167,7 @@ export async function run(argv: string[]): Promise<void> {
     kmeansInits: optionalNumber('kmeans-inits', isPositiveInteger),
     lossLayers: parseLayerList(values['loss-layers'], 'loss-layers'),
     mapLayers: parseLayerList(values['map-layers'], 'map-layers'),
+    boundedLayers: parseLayerList(values['bounded-layers'], 'bounded-layers'),
   };
 
   await initRuntime();

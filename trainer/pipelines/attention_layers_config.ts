@@ -16,10 +16,14 @@ export interface LearningLayers {
   phase2: LayerSelection;
 }
 
-/** Box control's layers by ℓ (forward order of all attention layers): the guidance losses' and the mask maps'. */
+/**
+ * Box control's layers by ℓ (forward order of all attention layers): the guidance losses', the mask maps', and,
+ * optionally, the layers whose attention is bounded (absent: every layer, as the reference).
+ */
 export interface SynthesisLayers {
   lossLayers: number[];
   mapLayers: number[];
+  boundedLayers?: number[];
 }
 
 /** A folder's choices; null where it names none (the spec's choice by role then applies). */
@@ -60,8 +64,10 @@ export function parseAttentionLayers(raw: unknown, source: string): ModelAttenti
     parsed.learning = { phase1: selection(learning.phase1, `${source}: learning.phase1`), phase2: selection(learning.phase2, `${source}: learning.phase2`) };
   }
   if (record.synthesis !== undefined) {
-    const synthesis = fields(record.synthesis, `${source}: synthesis`, ['lossLayers', 'mapLayers']);
+    const synthesis = fields(record.synthesis, `${source}: synthesis`, ['lossLayers', 'mapLayers', 'boundedLayers'], true);
+    for (const key of ['lossLayers', 'mapLayers']) if (!(key in synthesis)) throw new ModelFolderError(`${source}: synthesis lacks '${key}'`);
     parsed.synthesis = { lossLayers: layerOrders(synthesis.lossLayers, `${source}: synthesis.lossLayers`), mapLayers: layerOrders(synthesis.mapLayers, `${source}: synthesis.mapLayers`) };
+    if (synthesis.boundedLayers !== undefined) parsed.synthesis.boundedLayers = layerOrders(synthesis.boundedLayers, `${source}: synthesis.boundedLayers`);
   }
   return parsed;
 }

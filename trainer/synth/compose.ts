@@ -95,7 +95,8 @@ export interface ComposeRecord {
   control: SynthesisControl;
   scheduler: SchedulerConfig;
   timesteps: number[];
-  layers: { loss: { order: number; id: string }[]; maps: { order: number; id: string }[] };
+  /** the loss and mask-map layers; the bounded ones, or null where every layer is bounded */
+  layers: { loss: { order: number; id: string }[]; maps: { order: number; id: string }[]; bounded: { order: number; id: string }[] | null };
   losses: StepLossRecord[];
   refinements: { step: number; fellBack: number[][] }[];
   /** final subject masks on the mask-map grid: masks[sample][subject] is row-major 0/1 */
@@ -108,6 +109,10 @@ export interface ComposeResult {
   images: tf.Tensor4D;
   latents: tf.Tensor4D;
   record: ComposeRecord;
+}
+
+function orderAndId(layers: readonly { order: number; id: string }[]): { order: number; id: string }[] {
+  return layers.map(({ order, id }) => ({ order, id }));
 }
 
 function snapshot(height: number, width: number, masks: Uint8Array[][]): MaskSnapshot {
@@ -147,6 +152,8 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
   const mapOrders = control.mapLayers ?? modelLayers?.mapLayers;
   const lossLayers = lossOrders ? layersByOrder(unet.attentionLayers, lossOrders, 'loss layers') : selectLayers(unet.attentionLayers).loss;
   const mapLayers = mapOrders ? layersByOrder(unet.attentionLayers, mapOrders, 'map layers') : selectLayers(unet.attentionLayers).maps;
+  const boundedOrders = control.boundedLayers ?? modelLayers?.boundedLayers ?? null;
+  const boundedLayers = boundedOrders ? layersByOrder(unet.attentionLayers, boundedOrders, 'bounded layers') : null;
   const factor = pipe.vae.scaleFactor;
   if (!Number.isInteger(height / factor) || !Number.isInteger(width / factor) || height <= 0 || width <= 0) {
     throw new Error(`height and width must be positive multiples of ${factor}, got ${height}x${width}`);
@@ -180,6 +187,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
         control,
         lossLayers,
         mapLayers,
+        boundedLayers,
         mapGrid,
       })
     : null;
@@ -270,7 +278,7 @@ export async function compose(pipe: StableDiffusionPipeline, options: ComposeOpt
       control,
       scheduler: { ...pipe.schedulerConfig, ...REFERENCE_SCHEDULER_OVERRIDES },
       timesteps,
-      layers: { loss: lossLayers.map(({ order, id }) => ({ order, id })), maps: mapLayers.map(({ order, id }) => ({ order, id })) },
+      layers: { loss: orderAndId(lossLayers), maps: orderAndId(mapLayers), bounded: boundedLayers && orderAndId(boundedLayers) },
       losses,
       refinements,
       masks: { height: finalMasks.height, width: finalMasks.width, masks: finalMasks.masks.map((sample) => sample.map((m) => Array.from(m))) },

@@ -24,6 +24,8 @@ export interface ControllerSettings {
   control: SynthesisControl;
   lossLayers: readonly AttentionLayerInfo[];
   mapLayers: readonly AttentionLayerInfo[];
+  /** the layers whose attention is bounded; absent or null: every layer */
+  boundedLayers?: readonly AttentionLayerInfo[] | null;
   /** the query grid of the mask-map layers, where refined masks live */
   mapGrid: readonly [number, number];
 }
@@ -56,6 +58,7 @@ export class BoundedAttentionController implements AttentionController {
   private layout: BatchLayout = { samples: 1, cfg: true };
   private readonly lossOrders: Set<number>;
   private readonly mapOrders: Set<number>;
+  private readonly boundedOrders: Set<number> | null;
   /** refined masks per sample and subject on the map grid; null while the boxes are in use */
   private refined: Uint8Array[][] | null = null;
   private refinedVersion = 0;
@@ -77,6 +80,7 @@ export class BoundedAttentionController implements AttentionController {
     }
     this.lossOrders = new Set(settings.lossLayers.map((l) => l.order));
     this.mapOrders = new Set(settings.mapLayers.map((l) => l.order));
+    this.boundedOrders = settings.boundedLayers ? new Set(settings.boundedLayers.map((l) => l.order)) : null;
   }
 
   get subjectCount(): number {
@@ -146,6 +150,7 @@ export class BoundedAttentionController implements AttentionController {
     const { control } = this.settings;
     const cross = call.layer.kind === 'cross';
     if (cross ? !control.crossMask : !control.selfMask) return null;
+    if (this.boundedOrders && !this.boundedOrders.has(call.layer.order)) return null;
     this.checkBatch(call);
     const { height, width, keys } = call;
     const { samples, cfg } = this.layout;

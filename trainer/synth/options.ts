@@ -50,6 +50,8 @@ export interface SynthesisControl {
   lossLayers: number[] | null;
   /** explicit ℓ indices of the mask-map layers (default: chosen by role) */
   mapLayers: number[] | null;
+  /** ℓ indices of the layers whose attention is bounded (default: every layer, as the reference) */
+  boundedLayers: number[] | null;
 }
 
 export const MIFO_CONTROL: SynthesisControl = {
@@ -82,6 +84,7 @@ export const MIFO_CONTROL: SynthesisControl = {
   kmeansSeed: 123,
   lossLayers: null,
   mapLayers: null,
+  boundedLayers: null,
 };
 
 export type PresetName = 'mifo' | 'ba' | 'off';
@@ -134,7 +137,7 @@ export function validateControl(c: SynthesisControl): void {
   check(Number.isInteger(c.kmeansMaxIterations) && c.kmeansMaxIterations >= 1, `kmeansMaxIterations must be an integer ≥ 1`);
   check(c.kmeansTolerance >= 0, `kmeansTolerance must be ≥ 0`);
   check(Number.isInteger(c.kmeansSeed), `kmeansSeed must be an integer`);
-  for (const [name, list] of [['lossLayers', c.lossLayers], ['mapLayers', c.mapLayers]] as const) {
+  for (const [name, list] of [['lossLayers', c.lossLayers], ['mapLayers', c.mapLayers], ['boundedLayers', c.boundedLayers]] as const) {
     check(list === null || isLayerOrderList(list), `${name} must be a non-empty list of layer indices`);
   }
 }

@@ -66,7 +66,9 @@ const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 function attentionLayersRow(layers: ModelAttentionLayers): string[] {
   const parts = [
     layers.learning && `learning: phase 1 ${describeSelection(layers.learning.phase1)}, phase 2 ${describeSelection(layers.learning.phase2)}`,
-    layers.synthesis && `box control: losses ℓ ${layers.synthesis.lossLayers.join(',')}, maps ℓ ${layers.synthesis.mapLayers.join(',')}`,
+    layers.synthesis &&
+      `box control: losses ℓ ${layers.synthesis.lossLayers.join(',')}, maps ℓ ${layers.synthesis.mapLayers.join(',')}` +
+        (layers.synthesis.boundedLayers ? `, bounded ℓ ${layers.synthesis.boundedLayers.join(',')}` : ''),
   ].filter(Boolean);
   return parts.length > 0 ? [`| attention layers | ${parts.join('; ')} (attention_layers.json: where this model's words ground, \`scripts/probe-attention.ts\`) |`] : [];
 }

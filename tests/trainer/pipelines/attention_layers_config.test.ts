@@ -35,6 +35,9 @@ test('a folder without the file names no layers; one with it names what it holds
     learning: null,
     synthesis: { lossLayers: [3], mapLayers: [3] },
   });
+  const bounded = { synthesis: { lossLayers: [3], mapLayers: [3], boundedLayers: [0, 1, 3] } };
+  assert.deepEqual(readModelAttentionLayers(folder(JSON.stringify(bounded))), { learning: null, ...bounded });
+  assert.deepEqual(parseAttentionLayers(attentionLayersJson({ learning: null, ...bounded }), 'x'), { learning: null, ...bounded });
 });
 
 test('what is written reads back, and nothing is written when nothing is chosen', () => {
@@ -56,5 +59,8 @@ test('a wrong file is refused with the file and the field', () => {
   assert.throws(read({ learning: { phase1: FINE_DECODER, phase2: { ...FINEST, resolution: { strides: [0.5] } } } }), /resolution.strides must list positive integers, got \[0.5\]/);
   assert.throws(read({ synthesis: { lossLayers: [], mapLayers: [1] } }), /synthesis.lossLayers must list attention layer indices ℓ \(integers ≥ 0\), got \[\]/);
   assert.throws(read({ synthesis: { lossLayers: [1], mapLayers: [-1] } }), /synthesis.mapLayers must list/);
+  assert.throws(read({ synthesis: { lossLayers: [1], mapLayers: [1], boundedLayers: [] } }), /synthesis.boundedLayers must list/);
+  assert.throws(read({ synthesis: { mapLayers: [1], boundedLayers: [1] } }), /synthesis lacks 'lossLayers'/);
+  assert.throws(read({ synthesis: { lossLayers: [1], mapLayers: [1], maskLayers: [1] } }), /synthesis has an unknown field 'maskLayers' \(known: lossLayers, mapLayers, boundedLayers\)/);
   assert.throws(() => readModelAttentionLayers(folder('{ "learning": ')), /attention_layers.json is not valid JSON/);
 });

@@ -38,6 +38,8 @@ test('control presets and ablations resolve to the documented switches', () => {
   // what a JSON submission can carry: misspelt keys, wrong types, runaway counts
   assert.throws(() => resolveControl('mifo', [], { iterations: 3, alpha: { maximum: 1 } } as never), /unknown synthesis control option\(s\) iterations, alpha.maximum \(known: boxControl, /);
   assert.throws(() => resolveControl('mifo', [], { lossLayers: '12' as never }), /lossLayers must be a non-empty list of layer indices/);
+  assert.throws(() => resolveControl('mifo', [], { boundedLayers: [] }), /boundedLayers must be a non-empty list of layer indices/);
+  assert.equal(resolveControl('mifo').boundedLayers, null, 'the reference bounds every layer');
   assert.throws(() => resolveControl('mifo', [], { crossMask: 'no' as never }), /crossMask must be true or false, got "no"/);
   assert.throws(() => resolveControl('mifo', [], { kmeansInits: 1e6 }), /kmeansInits must be an integer from 1 to 1000/);
 });
@@ -236,17 +238,20 @@ describe(`box-controlled composition on ${variant.name}`, () => {
     const byRole = selectLayers(pipe.unet.attentionLayers);
     const decoderOnly = byRole.loss.filter((l) => l.place === 'up');
     assert.ok(decoderOnly.length > 0 && decoderOnly.length < byRole.loss.length, 'the role choice holds mid and decoder layers');
-    const modelLayers = { lossLayers: decoderOnly.map((l) => l.order), mapLayers: byRole.maps.map((l) => l.order) };
+    const modelLayers = { lossLayers: decoderOnly.map((l) => l.order), mapLayers: byRole.maps.map((l) => l.order), boundedLayers: [0, 1] };
     const own = new StableDiffusionPipeline(pipe.modelDir, pipe.tokenizer, pipe.textEncoder, pipe.unet, pipe.vae, pipe.schedulerConfig, pipe.generationDefaults, { learning: null, synthesis: modelLayers });
     const layersOf = async (p: StableDiffusionPipeline, control: object = {}) => {
       const result = await compose(p, { prompt: PROMPT, boxes: BOXES, seed: 2, steps: 1, control: { ...FAST, guidanceSteps: 1, iterationsPerStep: 1, ...control } });
       tf.dispose([result.images, result.latents]);
-      return { loss: result.record.layers.loss.map((l) => l.order), maps: result.record.layers.maps.map((l) => l.order) };
+      const { loss, maps, bounded } = result.record.layers;
+      return { loss: loss.map((l) => l.order), maps: maps.map((l) => l.order), bounded: bounded && bounded.map((l) => l.order) };
     };
-    assert.deepEqual(await layersOf(pipe), { loss: byRole.loss.map((l) => l.order), maps: byRole.maps.map((l) => l.order) });
-    assert.deepEqual(await layersOf(own), { loss: modelLayers.lossLayers, maps: modelLayers.mapLayers });
+    assert.deepEqual(await layersOf(pipe), { loss: byRole.loss.map((l) => l.order), maps: byRole.maps.map((l) => l.order), bounded: null });
+    assert.deepEqual(await layersOf(own), { loss: modelLayers.lossLayers, maps: modelLayers.mapLayers, bounded: modelLayers.boundedLayers });
     const explicit = byRole.loss.map((l) => l.order);
     assert.deepEqual((await layersOf(own, { lossLayers: explicit })).loss, explicit);
+    assert.deepEqual((await layersOf(own, { boundedLayers: explicit })).bounded, explicit);
+    await assert.rejects(layersOf(pipe, { boundedLayers: [pipe.unet.attentionLayers.length] }), /bounded layers/);
   });
 
   test('cancellation and bad input', async () => {

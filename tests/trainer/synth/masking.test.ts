@@ -192,4 +192,33 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
     assert.ok(seenGrids.size >= 2, 'layers at two resolutions were checked');
     controller.dispose();
   });
+
+  test('with bounded layers named, only those layers are masked, self and cross alike', () => {
+    const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
+    const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
+    const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
+    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
+    const side = pipe.unet.config.sample_size!;
+    const finest = pipe.unet.attentionLayers.filter((l) => l.level === 0);
+    assert.ok(finest.some((l) => l.kind === 'self') && finest.some((l) => l.kind === 'cross'));
+    assert.ok(finest.length < pipe.unet.attentionLayers.length, 'some layers are coarser');
+    const controller = new BoundedAttentionController({
+      boxes,
+      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
+      leading: subjects.map((s) => s.leading),
+      control: MIFO_CONTROL,
+      lossLayers: loss,
+      mapLayers: maps,
+      boundedLayers: finest,
+      mapGrid: [side, side],
+    });
+    controller.setPass('denoising', { samples: 1, cfg: true });
+    for (const layer of pipe.unet.attentionLayers) {
+      const grid = side >> layer.level;
+      const keys = layer.kind === 'self' ? grid * grid : analysis.ids.length;
+      const mask = controller.logitMask({ layer, batch: 2, height: grid, width: grid, keys });
+      assert.equal(mask !== null, layer.level === 0, `${layer.id} is masked only when it is named`);
+    }
+    controller.dispose();
+  });
 });

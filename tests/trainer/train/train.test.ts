@@ -530,6 +530,8 @@ describe('resume and export', () => {
     const learning = { phase1: { kind: 'cross' as const, places: ['up' as const], resolution: { strides: [4, 8] } }, phase2: { kind: 'cross' as const, places: ['down' as const, 'up' as const], resolution: { strides: [4] } } };
     const grounded = { ...training, recipe: { ...training.recipe, attentionLayers: { learning, synthesis: null } } };
     assert.match(renderModelCard(grounded, report, 'x'), /\| attention layers \| learning: phase 1 cross up @ 1\/4, 1\/8, phase 2 cross down\+up @ 1\/4 \(attention_layers/);
+    const bounded = { ...training, recipe: { ...training.recipe, attentionLayers: { learning: null, synthesis: { lossLayers: [3, 5], mapLayers: [5], boundedLayers: [0, 1, 5] } } } };
+    assert.match(renderModelCard(bounded, report, 'x'), /\| attention layers \| box control: losses ℓ 3,5, maps ℓ 5, bounded ℓ 0,1,5 \(attention_layers/);
     const plain = { ...training, recipe: { ...training.recipe, attentionLayers: { learning: null, synthesis: null } } };
     assert.doesNotMatch(renderModelCard(plain, report, 'x'), /attention layers/);
     const emphasised = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: { hexagon: 3, star: 2 } }] } } };
