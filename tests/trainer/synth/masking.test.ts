@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import type { AttentionCall } from '../../../trainer/models/attention_processor.ts';
-import { BoundedAttentionController } from '../../../trainer/synth/controller.ts';
+import { BoundedAttentionController, type ControllerSettings } from '../../../trainer/synth/controller.ts';
 import { selectLayers } from '../../../trainer/synth/layers.ts';
 import { crossAttentionMask, MASKED, selfAttentionMask } from '../../../trainer/synth/masking.ts';
 import { MIFO_CONTROL } from '../../../trainer/synth/options.ts';
@@ -79,7 +79,8 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
     pipe = StableDiffusionPipeline.fromPretrained(variant.pipelineDir);
   });
 
-  test('masked probabilities are exactly zero where the rules say, and only there', () => {
+  /** Two boxes for the cat and the dog of one prompt, on the UNet's own layers chosen by role. */
+  function catAndDog(settings: Partial<ControllerSettings> = {}) {
     const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
     const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
     const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
@@ -93,7 +94,13 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
       lossLayers: loss,
       mapLayers: maps,
       mapGrid: [side, side],
+      ...settings,
     });
+    return { boxes, analysis, subjects, side, controller };
+  }
+
+  test('masked probabilities are exactly zero where the rules say, and only there', () => {
+    const { boxes, analysis, subjects, side, controller } = catAndDog();
     const seen: { call: AttentionCall; probs: Float32Array; shape: number[] }[] = [];
     const probe = {
       logitMask: (call: AttentionCall) => controller.logitMask(call),
@@ -150,20 +157,7 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
   });
 
   test('after refinement every layer is masked with the refined masks of its own sample, resized to its grid', () => {
-    const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
-    const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
-    const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
-    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
-    const side = pipe.unet.config.sample_size!;
-    const controller = new BoundedAttentionController({
-      boxes,
-      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
-      leading: subjects.map((s) => s.leading),
-      control: { ...MIFO_CONTROL, kmeansInits: 2 },
-      lossLayers: loss,
-      mapLayers: maps,
-      mapGrid: [side, side],
-    });
+    const { analysis, side, controller } = catAndDog({ control: { ...MIFO_CONTROL, kmeansInits: 2 } });
     const size = side * pipe.vae.scaleFactor;
     const latents = pipe.initialLatents(2, size, size, 8);
     const context = tf.concat([pipe.encodePrompt(['', '']), pipe.encodePrompt([analysis.prompt, analysis.prompt])], 0) as tf.Tensor3D;
@@ -194,24 +188,10 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
   });
 
   test('with bounded layers named, only those layers are masked, self and cross alike', () => {
-    const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
-    const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
-    const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
-    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
-    const side = pipe.unet.config.sample_size!;
     const finest = pipe.unet.attentionLayers.filter((l) => l.level === 0);
     assert.ok(finest.some((l) => l.kind === 'self') && finest.some((l) => l.kind === 'cross'));
     assert.ok(finest.length < pipe.unet.attentionLayers.length, 'some layers are coarser');
-    const controller = new BoundedAttentionController({
-      boxes,
-      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
-      leading: subjects.map((s) => s.leading),
-      control: MIFO_CONTROL,
-      lossLayers: loss,
-      mapLayers: maps,
-      boundedLayers: finest,
-      mapGrid: [side, side],
-    });
+    const { analysis, side, controller } = catAndDog({ boundedLayers: finest });
     controller.setPass('denoising', { samples: 1, cfg: true });
     for (const layer of pipe.unet.attentionLayers) {
       const grid = side >> layer.level;
