@@ -1,4 +1,6 @@
 // Typed option parsing over node:util parseArgs, with errors that say which option is wrong.
+import { existsSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export class CliError extends Error {
@@ -25,6 +27,19 @@ export function parseOptions<T extends OptionSpec>(argv: string[], options: T, h
 export function requireString(value: string | undefined, name: string): string {
   if (value === undefined || value === '') throw new CliError(`--${name} is required`);
   return value;
+}
+
+/** The required --out option: an absolute .png path whose folder exists. */
+export function requirePngOut(value: string | undefined): string {
+  const out = resolve(requireString(value, 'out'));
+  if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
+  if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
+  return out;
+}
+
+/** Where image `index` of `count` goes: `out` itself for one image, else `out-0.png`, `out-1.png`, …; `suffix` comes before the index. */
+export function batchPngPath(out: string, count: number, index: number, suffix = ''): string {
+  return out.replace(/\.png$/i, `${suffix}${count === 1 ? '' : `-${index}`}.png`);
 }
 
 export function parseNumber(value: string | undefined, name: string, fallback: number, check: (n: number) => boolean = Number.isFinite): number {

@@ -1,13 +1,12 @@
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { loadConcepts } from '../concepts/load.ts';
 import { compose, type ComposeEvent } from '../synth/compose.ts';
 import { ABLATIONS, PRESETS, type AblationName, type ControlOverrides, type PresetName } from '../synth/options.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requireString } from './args.ts';
+import { batchPngPath, CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requirePngOut, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -122,9 +121,7 @@ export async function run(argv: string[]): Promise<void> {
   const modelDir = resolve(values.model ?? defaultModelDir());
   const conceptDirs = (values.concepts ?? []).map((dir) => resolve(dir));
   const prompt = requireString(values.prompt, 'prompt');
-  const out = resolve(requireString(values.out, 'out'));
-  if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
-  if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
+  const out = requirePngOut(values.out);
   const boxes = (values.box ?? []).map(parseBox);
   if (boxes.length === 0) throw new CliError('give at least one --box x0,y0,x1,y1');
   const subjects = values.subject ?? [];
@@ -174,13 +171,12 @@ export async function run(argv: string[]): Promise<void> {
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
   const concepts = loadConcepts(pipe, conceptDirs);
   const bar = new ProgressBar('compose', steps);
-  const outputPath = (count: number, i: number, suffix = '') => out.replace(/\.png$/i, `${suffix}${count === 1 ? '' : `-${i}`}.png`);
   const previews: Promise<void>[] = [];
   const onEvent = (event: ComposeEvent) => {
     if (event.type === 'step') bar.update(event.step + 1, event.loss === null ? '' : `loss ${event.loss.toFixed(3)}`);
     if (event.type === 'preview') {
       const suffix = `-step${String(event.step).padStart(3, '0')}`;
-      event.images.forEach((image, i) => previews.push(writePng(outputPath(event.images.length, i, suffix), image)));
+      event.images.forEach((image, i) => previews.push(writePng(batchPngPath(out, event.images.length, i, suffix), image)));
     }
   };
   const result = await compose(pipe, {
@@ -203,7 +199,7 @@ export async function run(argv: string[]): Promise<void> {
   });
   await Promise.all(previews);
   const images = tensorToRgbImages(result.images);
-  const paths = images.map((_, i) => outputPath(images.length, i));
+  const paths = images.map((_, i) => batchPngPath(out, images.length, i));
   for (const [i, image] of images.entries()) await writePng(paths[i]!, image);
   const jsonPath = out.replace(/\.png$/i, '.json');
   const record = { ...result.record, model: modelDir, concepts: concepts.map((c) => ({ dir: c.dir, tokens: c.tokens })), images: paths };

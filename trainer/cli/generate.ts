@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
-import { dirname, extname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { assertConceptTokensLoaded, loadConcepts } from '../concepts/load.ts';
 import { initRuntime } from '../runtime/backend.ts';
 import { tensorToRgbImages, writePng } from '../io/image.ts';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.ts';
 import { SAMPLER_NAMES, withGenerationDefaults } from '../pipelines/generation_defaults.ts';
-import { CliError, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requireString } from './args.ts';
+import { batchPngPath, isNonNegativeInteger, isPositiveInteger, parseChoice, parseNumber, parseOptionalNumber, parseOptions, requirePngOut, requireString } from './args.ts';
 import { defaultModelDir } from './default_model.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -49,9 +48,7 @@ export async function run(argv: string[]): Promise<void> {
   const modelDir = resolve(values.model ?? defaultModelDir());
   const conceptDirs = (values.concepts ?? []).map((dir) => resolve(dir));
   const prompt = requireString(values.prompt, 'prompt');
-  const out = resolve(requireString(values.out, 'out'));
-  if (extname(out).toLowerCase() !== '.png') throw new CliError(`--out must name a .png file, got ${out}`);
-  if (!existsSync(dirname(out))) throw new CliError(`the folder of --out does not exist: ${dirname(out)}`);
+  const out = requirePngOut(values.out);
   const chosen = {
     steps: parseOptionalNumber(values.steps, 'steps', isPositiveInteger),
     guidance: parseOptionalNumber(values.guidance, 'guidance', (n) => n >= 0),
@@ -83,7 +80,7 @@ export async function run(argv: string[]): Promise<void> {
     onStep: ({ step }) => bar.update(step + 1),
   });
   const images = tensorToRgbImages(result.images);
-  const paths = images.length === 1 ? [out] : images.map((_, i) => out.replace(/\.png$/i, `-${i}.png`));
+  const paths = images.map((_, i) => batchPngPath(out, images.length, i));
   for (const [i, image] of images.entries()) await writePng(paths[i]!, image);
   console.log(`wrote ${paths.join(', ')} (seed ${seed}, ${steps} ${sampler} steps, guidance ${guidance}${guidanceRescale ? ` rescaled by ${guidanceRescale}` : ''})`);
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { CliError, parseChoiceList, parseIntegerList } from '../../../trainer/cli/args.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { batchPngPath, CliError, parseChoiceList, parseIntegerList, requirePngOut } from '../../../trainer/cli/args.ts';
 
 describe('command-line lists of choices', () => {
   const choices = ['off', 'role', 'model'] as const;
@@ -33,5 +36,24 @@ describe('command-line lists of integers', () => {
     assert.throws(() => parseIntegerList('x', 'seeds'), /got 'x'/);
     assert.throws(() => parseIntegerList('5-2', 'seeds'), /--seeds: the range '5-2' ends before it starts/);
     assert.throws(() => parseIntegerList('0-4,3,9,9', 'seeds'), /--seeds names 3, 9 more than once/);
+  });
+});
+
+describe('image outputs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mifo-cli-args-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('--out must be a .png in a folder that exists', () => {
+    assert.equal(requirePngOut(join(dir, 'scene.PNG')), join(dir, 'scene.PNG'));
+    assert.throws(() => requirePngOut(undefined), /--out is required/);
+    assert.throws(() => requirePngOut(join(dir, 'scene.jpg')), (e: unknown) => e instanceof CliError && e.message === `--out must name a .png file, got ${join(dir, 'scene.jpg')}`);
+    assert.throws(() => requirePngOut(join(dir, 'missing', 'scene.png')), /the folder of --out does not exist: .*missing$/);
+  });
+
+  test('one image keeps the name; a batch numbers its images; a suffix goes before the number', () => {
+    assert.equal(batchPngPath('/o/scene.png', 1, 0), '/o/scene.png');
+    assert.deepEqual([0, 1, 2].map((i) => batchPngPath('/o/scene.png', 3, i)), ['/o/scene-0.png', '/o/scene-1.png', '/o/scene-2.png']);
+    assert.equal(batchPngPath('/o/scene.PNG', 1, 0, '-step010'), '/o/scene-step010.png');
+    assert.equal(batchPngPath('/o/scene.png', 2, 1, '-step010'), '/o/scene-step010-1.png');
   });
 });
