@@ -3,12 +3,11 @@ import { before, describe, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import { compose, REFERENCE_SCHEDULER_OVERRIDES, type ComposeEvent } from '../../../trainer/synth/compose.ts';
-import { BoundedAttentionController } from '../../../trainer/synth/controller.ts';
 import { selectLayers } from '../../../trainer/synth/layers.ts';
 import { MIFO_CONTROL, resolveControl } from '../../../trainer/synth/options.ts';
 import { boxRegions, type Box } from '../../../trainer/synth/regions.ts';
-import { analysePrompt, resolveSubjects } from '../../../trainer/synth/tokens.ts';
 import { goldenVariants, setupRuntime } from '../../helpers.ts';
+import { controllerFor } from './controller_setup.ts';
 
 before(setupRuntime);
 
@@ -52,19 +51,7 @@ describe(`box-controlled composition on ${variant.name}`, () => {
   });
 
   test('one guidance iteration lowers the loss', () => {
-    const analysis = analysePrompt(pipe.tokenizer, PROMPT);
-    const subjects = resolveSubjects(pipe.tokenizer, analysis, BOXES.length);
-    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
-    const side = pipe.unet.config.sample_size!;
-    const controller = new BoundedAttentionController({
-      boxes: BOXES,
-      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
-      leading: subjects.map((s) => s.leading),
-      control: MIFO_CONTROL,
-      lossLayers: loss,
-      mapLayers: maps,
-      mapGrid: [side, side],
-    });
+    const { side, controller } = controllerFor(pipe, PROMPT, BOXES);
     const size = side * pipe.vae.scaleFactor;
     const latents = pipe.initialLatents(2, size, size, 1);
     const context = pipe.encodePrompt([PROMPT, PROMPT]);

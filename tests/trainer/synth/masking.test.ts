@@ -3,13 +3,12 @@ import { before, describe, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import type { AttentionCall } from '../../../trainer/models/attention_processor.ts';
-import { BoundedAttentionController, type ControllerSettings } from '../../../trainer/synth/controller.ts';
-import { selectLayers } from '../../../trainer/synth/layers.ts';
+import type { ControllerSettings } from '../../../trainer/synth/controller.ts';
 import { crossAttentionMask, MASKED, selfAttentionMask } from '../../../trainer/synth/masking.ts';
 import { MIFO_CONTROL } from '../../../trainer/synth/options.ts';
 import { boxRegions, resizeRegions, type Box, type RegionSet } from '../../../trainer/synth/regions.ts';
-import { analysePrompt, resolveSubjects } from '../../../trainer/synth/tokens.ts';
 import { goldenVariants, setupRuntime } from '../../helpers.ts';
+import { controllerFor } from './controller_setup.ts';
 
 before(setupRuntime);
 
@@ -82,21 +81,7 @@ describe(`bounded attention inside the UNet (${variant.name})`, () => {
   /** Two boxes for the cat and the dog of one prompt, on the UNet's own layers chosen by role. */
   function catAndDog(settings: Partial<ControllerSettings> = {}) {
     const boxes: Box[] = [[0.05, 0.3, 0.45, 0.9], [0.55, 0.3, 0.95, 0.9]];
-    const analysis = analysePrompt(pipe.tokenizer, 'a photo of a cat and a dog on the beach');
-    const subjects = resolveSubjects(pipe.tokenizer, analysis, 2);
-    const { loss, maps } = selectLayers(pipe.unet.attentionLayers);
-    const side = pipe.unet.config.sample_size!;
-    const controller = new BoundedAttentionController({
-      boxes,
-      tokens: { subjects: subjects.map((s) => s.positions), filter: analysis.filterIndices, eos: analysis.eosIndex },
-      leading: subjects.map((s) => s.leading),
-      control: MIFO_CONTROL,
-      lossLayers: loss,
-      mapLayers: maps,
-      mapGrid: [side, side],
-      ...settings,
-    });
-    return { boxes, analysis, subjects, side, controller };
+    return { boxes, ...controllerFor(pipe, 'a photo of a cat and a dog on the beach', boxes, settings) };
   }
 
   test('masked probabilities are exactly zero where the rules say, and only there', () => {
