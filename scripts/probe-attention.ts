@@ -8,14 +8,16 @@ import { parseArgs } from 'node:util';
 import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { defaultModelDir } from '../trainer/cli/default_model.ts';
 import { AttentionRecorder } from '../trainer/learn/attention.ts';
+import { resizeArea } from '../trainer/learn/masks.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
 import { DDPMScheduler } from '../trainer/schedulers/scheduling_ddpm.ts';
+import { objectWordPositions } from '../trainer/train/grounding.ts';
 import { rgbImagesToTensor } from '../trainer/train/vae_stage.ts';
 import { Generator } from '../trainer/util/random.ts';
 import { renderScene } from '../trainer/world/render.ts';
 import { sampleScene } from '../trainer/world/sampler.ts';
-import { captionOf, type Scene } from '../trainer/world/scene.ts';
+import { captionOf, objectWords, type Scene } from '../trainer/world/scene.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, scenes: { type: 'string' }, timesteps: { type: 'string' } } });
 const sceneCount = parseNumber(values.scenes, 'scenes', 12, isPositiveInteger);
@@ -36,31 +38,24 @@ function twoObjectScenes(): Scene[] {
   return scenes;
 }
 
-/** The caption position of each object's shape word (the k-th occurrence for the k-th object of a repeated shape). */
+/** The caption position of each object's shape word, the last of its words (the k-th of two equal phrases: the k-th). */
 function shapeWordPositions(scene: Scene, ids: number[]): number[] {
-  return scene.objects.map((object, index) => {
-    const wordId = pipeline.tokenize([object.shape])[0]![1]!;
-    let earlier = scene.objects.slice(0, index).filter((other) => other.shape === object.shape).length;
-    const position = ids.findIndex((id) => id === wordId && earlier-- === 0);
-    if (position < 0) throw new Error(`'${object.shape}' is not in the tokenized caption "${captionOf(scene)}"`);
-    return position;
+  const wordIds = scene.objects.map((object) => pipeline.tokenizer.encode(objectWords(object).join(' '), { addSpecialTokens: false }).inputIds);
+  return objectWordPositions(ids, wordIds).map((positions, index) => {
+    if (!positions) throw new Error(`'${scene.objects[index]!.shape}' is not in the tokenized caption "${captionOf(scene)}"`);
+    return positions.at(-1)!;
   });
 }
 
-/** Share of `map` (side × side) inside a full-size binary mask, the mask averaged over each map cell. */
+/** Share of `map` (side × side) inside a full-size binary mask, the mask area-resized to the map. */
 function shareInside(map: Float32Array, side: number, mask: Uint8Array): number {
-  const cell = size / side;
+  const cells = resizeArea({ width: size, height: size, data: Float32Array.from(mask) }, side, side).data;
   let inside = 0;
   let total = 0;
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      let covered = 0;
-      for (let dy = 0; dy < cell; dy++) for (let dx = 0; dx < cell; dx++) covered += mask[(y * cell + dy) * size + x * cell + dx]!;
-      const value = map[y * side + x]!;
-      inside += (value * covered) / (cell * cell);
-      total += value;
-    }
-  }
+  map.forEach((value, i) => {
+    inside += value * cells[i]!;
+    total += value;
+  });
   return total > 0 ? inside / total : 0;
 }
 

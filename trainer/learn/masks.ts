@@ -1,5 +1,5 @@
 // Soft instance masks as row-major Float32Arrays in [0, 1], and the resamplings the learning losses need
-// (PyTorch F.interpolate semantics: 'nearest' and 'bilinear' with align_corners=False, no antialiasing).
+// (PyTorch F.interpolate semantics: 'nearest', 'bilinear' with align_corners=False and no antialiasing, and 'area').
 
 export interface Mask {
   width: number;
@@ -46,6 +46,23 @@ export function resizeBilinear(mask: Mask, width: number, height: number): Mask 
       const top = at(sy.low, sx.low) * (1 - sx.weight) + at(sy.low, sx.high) * sx.weight;
       const bottom = at(sy.high, sx.low) * (1 - sx.weight) + at(sy.high, sx.high) * sx.weight;
       data[y * width + x] = top * (1 - sy.weight) + bottom * sy.weight;
+    }
+  }
+  return { width, height, data };
+}
+
+/** F.interpolate(mode='area') (adaptive average pooling): each cell is the mean of the source pixels it spans. */
+export function resizeArea(mask: Mask, width: number, height: number): Mask {
+  checkSize(width, height);
+  const data = new Float32Array(width * height);
+  const span = (dst: number, size: number, out: number) => [Math.floor((dst * size) / out), Math.ceil(((dst + 1) * size) / out)] as const;
+  for (let y = 0; y < height; y++) {
+    const [y0, y1] = span(y, mask.height, height);
+    for (let x = 0; x < width; x++) {
+      const [x0, x1] = span(x, mask.width, width);
+      let sum = 0;
+      for (let sy = y0; sy < y1; sy++) for (let sx = x0; sx < x1; sx++) sum += mask.data[sy * mask.width + sx]!;
+      data[y * width + x] = sum / ((y1 - y0) * (x1 - x0));
     }
   }
   return { width, height, data };

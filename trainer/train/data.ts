@@ -5,7 +5,7 @@ import type { Generator } from '../util/random.ts';
 import { REFERENCE_SEED_BASE } from '../world/evaluator/reference.ts';
 import { renderScene } from '../world/render.ts';
 import { sampleScene, type SceneEmphasisOptions } from '../world/sampler.ts';
-import { captionOf } from '../world/scene.ts';
+import { captionOf, type Scene } from '../world/scene.ts';
 import type { WorldRecipe } from './recipe.ts';
 
 export interface WorldBatch {
@@ -15,22 +15,35 @@ export interface WorldBatch {
   captions: string[];
   /** the scene seeds drawn */
   seeds: number[];
+  scenes: Scene[];
+  /** with `masks`: each scene's instance masks (1 where an object is the visible one), crop × crop, in object order */
+  masks?: Uint8Array[][];
 }
 
 /** Scene seeds stay below the evaluator's reference seeds, so the judge never saw a training image. */
 const TRAINING_SEED_LIMIT = REFERENCE_SEED_BASE;
 
 /** Renders `count` training scenes at world.imageSize; with `crop`, a random crop × crop window of each. */
-export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: number, crop = world.imageSize, sceneOptions: SceneEmphasisOptions = {}): WorldBatch {
+export function drawWorldBatch(
+  generator: Generator,
+  world: WorldRecipe,
+  count: number,
+  crop = world.imageSize,
+  sceneOptions: SceneEmphasisOptions = {},
+  options: { masks?: boolean } = {},
+): WorldBatch {
   const size = world.imageSize;
   if (!Number.isInteger(crop) || crop < 1 || crop > size) throw new Error(`crop must be an integer in 1..${size}, got ${crop}`);
   const pixels = new Float32Array(count * crop * crop * 3);
   const captions: string[] = [];
   const seeds: number[] = [];
+  const scenes: Scene[] = [];
+  const masks: Uint8Array[][] = [];
   for (let b = 0; b < count; b++) {
     const seed = generator.randint(TRAINING_SEED_LIMIT);
     const scene = sampleScene(seed, { split: 'train', minObjects: world.minObjects, maxObjects: world.maxObjects, ...sceneOptions });
-    const { image } = renderScene(scene, size, { masks: false });
+    const rendered = renderScene(scene, size, { masks: options.masks === true });
+    const { image } = rendered;
     const x0 = crop < size ? generator.randint(size - crop + 1) : 0;
     const y0 = crop < size ? generator.randint(size - crop + 1) : 0;
     const base = b * crop * crop * 3;
@@ -39,10 +52,19 @@ export function drawWorldBatch(generator: Generator, world: WorldRecipe, count: 
         pixels[base + y * crop * 3 + x] = image[(y0 + y) * size * 3 + x0 * 3 + x]! / 127.5 - 1;
       }
     }
+    if (options.masks) masks.push(rendered.masks.map((mask) => cropPlane(mask, size, x0, y0, crop)));
     captions.push(captionOf(scene));
     seeds.push(seed);
+    scenes.push(scene);
   }
-  return { pixels, side: crop, captions, seeds };
+  return { pixels, side: crop, captions, seeds, scenes, ...(options.masks ? { masks } : {}) };
+}
+
+function cropPlane(plane: Uint8Array, size: number, x0: number, y0: number, crop: number): Uint8Array {
+  if (crop === size) return plane;
+  const out = new Uint8Array(crop * crop);
+  for (let y = 0; y < crop; y++) out.set(plane.subarray((y0 + y) * size + x0, (y0 + y) * size + x0 + crop), y * crop);
+  return out;
 }
 
 export function batchTensor(batch: WorldBatch): tf.Tensor4D {

@@ -16,13 +16,15 @@ import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
 import { DPM_SOLVER_VARIANT } from '../schedulers/scheduling_dpmsolver_multistep.ts';
 import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
 import { evaluationSet, VALIDATION_FIRST_SEED } from '../world/evaluation_set.ts';
+import { objectWords } from '../world/scene.ts';
 import { writeClipTokenizer } from '../world/tokenizer_files.ts';
 import { worldVocabulary } from '../world/vocabulary.ts';
 import type { NamedParameter } from './checkpoint.ts';
-import { batchTensor, drawWorldBatch, sliceSamples } from './data.ts';
+import { batchTensor, drawWorldBatch, sliceSamples, type WorldBatch } from './data.ts';
 import { ExponentialMovingAverage } from './ema.ts';
+import { groundingTargets, objectWordPositions, TokenGroundingController, type GroundedSample, type TokenGrounding } from './grounding.ts';
 import { writePreviewGrid } from './preview.ts';
-import { DIFFUSERS_VERSION, sceneOptionsAt, stageFingerprint, type Recipe } from './recipe.ts';
+import { DIFFUSERS_VERSION, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
 import { saveVae } from './vae_stage.ts';
 
@@ -102,12 +104,15 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
     ema,
     shapeEmphasis: settings.shapeEmphasis,
     prepareStep(generator, step) {
-      const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, sceneOptionsAt(settings.shapeEmphasis, step));
+      const grounding = tokenGroundingAt(settings.shapeEmphasis, step);
+      const sceneOptions = sceneOptionsAt(settings.shapeEmphasis, step);
+      const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, sceneOptions, { masks: grounding !== null });
       const captions = batch.captions.map((caption) => (generator.random() < settings.captionDropout ? '' : caption));
       const posteriorNoise = generator.randn(latentSize);
       const timesteps = Array.from({ length: settings.batch }, () => generator.randint(scheduler.numTrainTimesteps));
       const noise = generator.randn(latentSize);
       const ids = tokenizer.encodeBatch(captions, { padding: 'max_length', truncation: true }).inputIds;
+      const groundingInputs = grounding ? groundingBatch(grounding, batch, captions, ids, timesteps, tokenizer, latentSide) : null;
       const inputs = tf.tidy(() => {
         const posterior = vae.encode(batchTensor(batch));
         const latents = vae.scaleLatents(AutoencoderKL.sample(posterior, tf.tensor4d(posteriorNoise, latentShape)));
@@ -124,11 +129,17 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
       return {
         lossFn: ({ start, size }): StepLoss => {
           const context = textEncoder.forward({ inputIds: ids.slice(start, start + size) }).lastHiddenState;
-          const prediction = unet.forward(sliceSamples(inputs.noisy, start, size), timesteps.slice(start, start + size), context);
-          const loss = tf.mean(tf.square(tf.sub(prediction, sliceSamples(inputs.target, start, size)))) as tf.Scalar;
-          return { loss, terms: {} };
+          const controller = groundingInputs?.controllerFor(start, size) ?? null;
+          const prediction = unet.forward(sliceSamples(inputs.noisy, start, size), timesteps.slice(start, start + size), context, controller ? { controller } : {});
+          const diffusionLoss = tf.mean(tf.square(tf.sub(prediction, sliceSamples(inputs.target, start, size)))) as tf.Scalar;
+          if (!controller) return { loss: diffusionLoss, terms: grounding ? { diffusion: diffusionLoss } : {} };
+          const groundingLoss = controller.mean();
+          return { loss: tf.add(diffusionLoss, tf.mul(groundingLoss, grounding!.weight)) as tf.Scalar, terms: { diffusion: diffusionLoss, grounding: groundingLoss } };
         },
-        dispose: () => tf.dispose([inputs.noisy, inputs.target]),
+        dispose: () => {
+          tf.dispose([inputs.noisy, inputs.target]);
+          groundingInputs?.dispose();
+        },
       };
     },
     async preview(dir, step) {
@@ -151,6 +162,50 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
       });
       await writePreviewGrid(dir, step, images, Math.min(8, images.length), previewCases.map((c) => `seed ${c.seed}: ${c.caption}`));
     },
+  };
+}
+
+/**
+ * The token-grounding targets of a batch at each grounded level's map size, and a controller per micro-batch. A sample
+ * is grounded unless its caption was dropped or its timestep is maxTimestep or later; a micro-batch with no grounded
+ * word gets no controller.
+ */
+function groundingBatch(
+  grounding: TokenGrounding,
+  batch: WorldBatch,
+  captions: readonly string[],
+  ids: readonly number[][],
+  timesteps: readonly number[],
+  tokenizer: CLIPTokenizer,
+  latentSide: number,
+): { controllerFor(start: number, size: number): TokenGroundingController | null; dispose(): void } {
+  const keys = ids[0]!.length;
+  const side = batch.side;
+  const samples = batch.scenes.map((scene, b): GroundedSample | null => {
+    if (captions[b] === '' || timesteps[b]! >= grounding.maxTimestep) return null;
+    const wordIds = scene.objects.map((object) => tokenizer.encode(objectWords(object).join(' '), { addSpecialTokens: false }).inputIds);
+    const positions = objectWordPositions(ids[b]!, wordIds);
+    return {
+      objects: scene.objects.map((_, i) => ({ positions: positions[i]!, mask: { width: side, height: side, data: Float32Array.from(batch.masks![b]![i]!) } })),
+    };
+  });
+  const perSide = grounding.levels.map((level) => {
+    const targets = groundingTargets(samples, keys, latentSide / 2 ** level);
+    return {
+      side: targets.side,
+      weights: targets.tokenWeights,
+      tokenMasks: tf.tensor3d(targets.tokenMasks, [samples.length, targets.side * targets.side, keys]),
+      tokenWeights: tf.tensor2d(targets.tokenWeights, [samples.length, keys]),
+    };
+  });
+  const levels = new Set(grounding.levels);
+  return {
+    controllerFor(start, size) {
+      if (!perSide[0]!.weights.subarray(start * keys, (start + size) * keys).some((w) => w > 0)) return null;
+      const targets = new Map(perSide.map((t) => [t.side, { tokenMasks: sliceSamples(t.tokenMasks, start, size), tokenWeights: sliceSamples(t.tokenWeights, start, size) }]));
+      return new TokenGroundingController(levels, targets);
+    },
+    dispose: () => tf.dispose(perSide.flatMap((t) => [t.tokenMasks, t.tokenWeights])),
   };
 }
 

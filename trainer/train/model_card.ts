@@ -129,7 +129,10 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
         ...(e.multiObjectScale === undefined ? [] : [`draw the objects of scenes with two or more ${e.multiObjectScale}x the world's size`]),
       ];
       const listed = clauses.length === 1 ? clauses[0] : `${clauses.slice(0, -1).join(', ')}, and ${clauses.at(-1)}`;
-      return `From stage-2 step ${e.fromStep} on, the training scenes ${listed}.`;
+      const grounding = e.tokenGrounding
+        ? ` The loss adds ${e.tokenGrounding.weight} x the token-grounding term (TokenCompose's L_token: each object's words attend inside its mask) on the cross-attention maps of UNet levels ${e.tokenGrounding.levels.join(', ')}, for timesteps below ${e.tokenGrounding.maxTimestep}.`
+        : '';
+      return `From stage-2 step ${e.fromStep} on, the training scenes ${listed}.${grounding}`;
     }),
     ...(recipe.diffusion.shapeEmphasis.length ? [''] : []),
     `${totalHours.toFixed(1)} h in all on a 2-core CPU (tfjs wasm + the native OpenBLAS kernels of \`native/\`). The recipe, the data`,

@@ -11,6 +11,7 @@ import { SAMPLER_NAMES, type GenerationDefaults } from '../pipelines/generation_
 import { SHAPE_NAMES } from '../world/definitions.ts';
 import { checkMultiObjectScale, checkSameColourGap, checkShapeWeights, SAME_COLOUR_GAP, type SceneEmphasisOptions, type ShapeWeights } from '../world/sampler.ts';
 import { isNonNegativeInteger, isPositiveInteger } from '../util/numbers.ts';
+import type { TokenGrounding } from './grounding.ts';
 
 /** The diffusers version whose folder layout the exported configs follow. */
 export const DIFFUSERS_VERSION = '0.30.0';
@@ -83,9 +84,9 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
 /**
  * From optimizer step `fromStep` (0-based) until the next entry, the training scenes draw the plain shapes with these
  * relative weights (1 for a shape not named), keep objects of one colour `sameColourGap` apart and draw the objects
- * of scenes with two or more `multiObjectScale` times the world's size. Like a
- * warm-up-stable schedule's length, it may change where the steps already taken keep theirs, so an emphasis can be
- * added to a stage under way.
+ * of scenes with two or more `multiObjectScale` times the world's size, and with `tokenGrounding` the loss also
+ * teaches each object's words to attend to the object. Like a warm-up-stable schedule's length, it may change where
+ * the steps already taken keep theirs, so an emphasis can be added to a stage under way.
  */
 export interface ShapeEmphasis {
   fromStep: number;
@@ -94,6 +95,8 @@ export interface ShapeEmphasis {
   sameColourGap?: number;
   /** factor on the object sizes of scenes with two or more objects (default 1: the world's) */
   multiObjectScale?: number;
+  /** the token-grounding term of the loss (absent: none) */
+  tokenGrounding?: TokenGrounding;
 }
 
 export interface TextEncoderRecipe {
@@ -276,7 +279,10 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
     previewCaptions: number(diffusionRaw, 'previewCaptions', `${source}.diffusion`, isPositiveInteger, 'a positive integer'),
     previewSteps: number(diffusionRaw, 'previewSteps', `${source}.diffusion`, isPositiveInteger, 'a positive integer'),
     previewGuidance: number(diffusionRaw, 'previewGuidance', `${source}.diffusion`, nonNegative, 'non-negative'),
-    shapeEmphasis: parseShapeEmphasis(diffusionRaw.shapeEmphasis ?? [], `${source}.diffusion.shapeEmphasis`),
+    shapeEmphasis: parseShapeEmphasis(diffusionRaw.shapeEmphasis ?? [], `${source}.diffusion.shapeEmphasis`, {
+      levels: Array.isArray(unet.down_block_types) ? unet.down_block_types.length : 0,
+      timesteps: scheduler.num_train_timesteps ?? 1000,
+    }),
   };
 
   const generationRaw = object(raw.generation, `${source}.generation`);
@@ -315,11 +321,11 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   };
 }
 
-function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
+function parseShapeEmphasis(value: unknown, where: string, model: { levels: number; timesteps: number }): ShapeEmphasis[] {
   if (!Array.isArray(value)) throw new RecipeError(`${where} must be a list of { fromStep, weights }`);
   return value.map((item, i) => {
     const entry = object(item, `${where}[${i}]`);
-    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale'], `${where}[${i}]`);
+    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale', 'tokenGrounding'], `${where}[${i}]`);
     const fromStep = number(entry, 'fromStep', `${where}[${i}]`, isNonNegativeInteger, 'a non-negative integer');
     const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
     if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
@@ -336,8 +342,24 @@ function parseShapeEmphasis(value: unknown, where: string): ShapeEmphasis[] {
       weights: { ...weights },
       ...(entry.sameColourGap === undefined ? {} : { sameColourGap: entry.sameColourGap as number }),
       ...(entry.multiObjectScale === undefined ? {} : { multiObjectScale: entry.multiObjectScale as number }),
+      ...(entry.tokenGrounding === undefined ? {} : { tokenGrounding: parseTokenGrounding(entry.tokenGrounding, `${where}[${i}].tokenGrounding`, model) }),
     };
   });
+}
+
+function parseTokenGrounding(value: unknown, where: string, model: { levels: number; timesteps: number }): TokenGrounding {
+  const raw = object(value, where);
+  checkKeys(raw, ['weight', 'levels', 'maxTimestep'], where);
+  const levels = raw.levels;
+  const isLevel = (level: unknown) => typeof level === 'number' && isNonNegativeInteger(level) && level < model.levels;
+  if (!Array.isArray(levels) || levels.length === 0 || !levels.every(isLevel) || new Set(levels).size !== levels.length) {
+    throw new RecipeError(`${where}.levels must list distinct UNet levels in 0..${model.levels - 1}, got ${JSON.stringify(levels)}`);
+  }
+  return {
+    weight: number(raw, 'weight', where, (n) => Number.isFinite(n) && n > 0, 'positive'),
+    levels: [...(levels as number[])].sort((a, b) => a - b),
+    maxTimestep: number(raw, 'maxTimestep', where, (n) => isPositiveInteger(n) && n <= model.timesteps, `an integer in 1..${model.timesteps}`),
+  };
 }
 
 export function readRecipe(path: string): Recipe {
@@ -402,11 +424,17 @@ export function sceneOptionsAt(emphasis: readonly ShapeEmphasis[], step: number)
   return { shapeWeights, ...(sameColourGap === undefined ? {} : { sameColourGap }), ...(multiObjectScale === undefined ? {} : { multiObjectScale }) };
 }
 
-/** The first of the steps [0, steps) whose scenes the two emphases draw differently, or null. */
+/** The token-grounding term of 0-based step `step`, or null. */
+export function tokenGroundingAt(emphasis: readonly ShapeEmphasis[], step: number): TokenGrounding | null {
+  return emphasis.findLast((e) => e.fromStep <= step)?.tokenGrounding ?? null;
+}
+
+/** The first of the steps [0, steps) that the two emphases train differently (scenes or loss), or null. */
 export function firstEmphasisDifference(a: readonly ShapeEmphasis[], b: readonly ShapeEmphasis[], steps: number): number | null {
   const effective = (emphasis: readonly ShapeEmphasis[], step: number) => {
     const { shapeWeights = {}, sameColourGap = SAME_COLOUR_GAP, multiObjectScale = 1 } = sceneOptionsAt(emphasis, step);
-    return [...SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap, multiObjectScale].join(',');
+    const grounding = tokenGroundingAt(emphasis, step);
+    return JSON.stringify([SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap, multiObjectScale, grounding]);
   };
   const changes = [...new Set([0, ...a.map((e) => e.fromStep), ...b.map((e) => e.fromStep)])].filter((step) => step < steps).sort((x, y) => x - y);
   return changes.find((step) => effective(a, step) !== effective(b, step)) ?? null;

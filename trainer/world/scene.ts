@@ -61,12 +61,18 @@ export function objectColours(object: Pick<SceneObject, 'shape' | 'colour'>): re
   return [object.colour!];
 }
 
+/** The words that name one object in a caption, its article left out: ["red", "striped", "circle"], ["zorb"]. */
+export function objectWords(object: Pick<SceneObject, 'shape' | 'colour' | 'texture'>): string[] {
+  if (isRareName(object.shape)) return [object.shape];
+  const adjective = TEXTURE_ADJECTIVES[object.texture!];
+  return [object.colour!, ...(adjective ? [adjective] : []), object.shape];
+}
+
 /** The caption phrase of one object: "a red striped circle", "an orange star", "a zorb". */
 export function objectPhrase(object: Pick<SceneObject, 'shape' | 'colour' | 'texture'>): string {
-  if (isRareName(object.shape)) return `a ${object.shape}`;
-  const adjective = TEXTURE_ADJECTIVES[object.texture!];
-  const words = [object.colour!, ...(adjective ? [adjective] : []), object.shape];
-  return `${/^[aeiou]/.test(words[0]!) ? 'an' : 'a'} ${words.join(' ')}`;
+  const words = objectWords(object);
+  const article = !isRareName(object.shape) && /^[aeiou]/.test(words[0]!) ? 'an' : 'a';
+  return `${article} ${words.join(' ')}`;
 }
 
 /** "a photo of a red striped circle and a blue star on snow" */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { tf } from '../../../trainer/runtime/backend.ts';
-import { binarize, flipHorizontal, resizeBilinear, resizeNearest, unionMask, type Mask } from '../../../trainer/learn/masks.ts';
+import { binarize, flipHorizontal, resizeArea, resizeBilinear, resizeNearest, unionMask, type Mask } from '../../../trainer/learn/masks.ts';
 import { setupRuntime } from '../../helpers.ts';
 
 before(setupRuntime);
@@ -34,6 +34,14 @@ describe('mask resampling (F.interpolate semantics)', () => {
     const ours = resizeBilinear(source, 4, 3);
     const reference = tf.image.resizeBilinear(tf.tensor3d(source.data, [5, 7, 1]), [3, 4], false, true).dataSync();
     ours.data.forEach((v, i) => assert.ok(Math.abs(v - reference[i]!) < 1e-6, `pixel ${i}: ${v} vs ${reference[i]}`));
+  });
+
+  test('area averages the source pixels each cell spans, overlapping them when the factor is not whole', () => {
+    assert.deepEqual(Array.from(resizeArea(ramp, 2, 2).data), [2.5, 4.5, 10.5, 12.5]);
+    assert.deepEqual(Array.from(resizeArea(ramp, 1, 1).data), [7.5]);
+    // 3 -> 2: cell 0 spans source [0, 2), cell 1 spans [1, 3) (adaptive average pooling)
+    assert.deepEqual(Array.from(resizeArea(grid(3, 1, (x) => [0, 3, 9][x]!), 2, 1).data), [1.5, 6]);
+    assert.throws(() => resizeArea(ramp, 0, 2), /mask size must be positive integers/);
   });
 
   test('flip, union and binarize', () => {

@@ -19,7 +19,7 @@ import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
 import { selectAttentionLayers } from '../../../trainer/models/attention_layers.ts';
 import { layersByOrder } from '../../../trainer/synth/layers.ts';
-import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, type Recipe } from '../../../trainer/train/recipe.ts';
+import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from '../../../trainer/train/recipe.ts';
 import { SAME_COLOUR_GAP } from '../../../trainer/world/sampler.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
@@ -125,6 +125,14 @@ describe('recipe files', () => {
     assert.deepEqual(parseRecipe(emphasis([{ fromStep: 1, weights: {}, sameColourGap: 0.1 }])).diffusion.shapeEmphasis, [{ fromStep: 1, weights: {}, sameColourGap: 0.1 }]);
     assert.throws(() => parseRecipe(emphasis([{ fromStep: 1, weights: {}, multiObjectScale: 2 }])), /shapeEmphasis\[0\]\.multiObjectScale must be a number from 1 to 1.4, got 2/);
     assert.deepEqual(parseRecipe(emphasis([{ fromStep: 1, weights: {}, multiObjectScale: 1.2 }])).diffusion.shapeEmphasis, [{ fromStep: 1, weights: {}, multiObjectScale: 1.2 }]);
+    const grounding = (tokenGrounding: unknown) => emphasis([{ fromStep: 1, weights: {}, tokenGrounding }]);
+    assert.deepEqual(parseRecipe(grounding({ weight: 0.5, levels: [1, 0], maxTimestep: 800 })).diffusion.shapeEmphasis[0]!.tokenGrounding, { weight: 0.5, levels: [0, 1], maxTimestep: 800 });
+    assert.throws(() => parseRecipe(grounding({ weight: 0, levels: [0], maxTimestep: 800 })), /tokenGrounding.weight must be positive, got 0/);
+    assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [2], maxTimestep: 800 })), /tokenGrounding.levels must list distinct UNet levels in 0..1, got \[2\]/);
+    assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [0, 0], maxTimestep: 800 })), /distinct UNet levels/);
+    assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [], maxTimestep: 800 })), /distinct UNet levels/);
+    assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [0], maxTimestep: 1001 })), /maxTimestep must be an integer in 1..1000, got 1001/);
+    assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [0], maxTimestep: 800, layers: [1] })), /unknown field\(s\): layers/);
     assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
     // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
     assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
@@ -185,6 +193,13 @@ test('shape emphases are compared over the steps already taken, by the scenes th
   assert.deepEqual(sceneOptionsAt(larger, 50), { shapeWeights: { hexagon: 3 }, multiObjectScale: 1.2 });
   assert.equal(firstEmphasisDifference(hexagons, larger, 100), 50);
   assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 50, weights: { hexagon: 3 }, multiObjectScale: 1 }], 100), null);
+  // the loss counts too: a grounding term, or another weight for it, is a difference from its step on
+  const grounded = [...hexagons, { fromStep: 60, weights: { hexagon: 3 }, tokenGrounding: { weight: 0.5, levels: [0, 1], maxTimestep: 800 } }];
+  assert.deepEqual(tokenGroundingAt(grounded, 59), null);
+  assert.deepEqual(tokenGroundingAt(grounded, 60), { weight: 0.5, levels: [0, 1], maxTimestep: 800 });
+  assert.equal(firstEmphasisDifference(hexagons, grounded, 60), null);
+  assert.equal(firstEmphasisDifference(hexagons, grounded, 61), 60);
+  assert.equal(firstEmphasisDifference(grounded, [...hexagons, { ...grounded[1]!, tokenGrounding: { weight: 1, levels: [0, 1], maxTimestep: 800 } }], 100), 60);
 });
 
 test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
@@ -242,6 +257,59 @@ describe('training stages lower their loss', () => {
     const afterTraining = fixedBatchLoss(stage);
     assert.ok(afterTraining < 0.95 * before, `diffusion loss ${before} -> ${afterTraining}`);
     assert.ok(existsSync(join(scratch, 'diffusion-loss', 'previews', 'step-000060.png')));
+    stage.ema.dispose();
+    models.textEncoder.dispose();
+    models.unet.store.dispose();
+    models.vae.store.dispose();
+  });
+
+  test("token grounding joins the loss from its step on, draws the same batch, and training lowers it", async () => {
+    const tokenGrounding = { weight: 2, levels: [0, 1], maxTimestep: 1000 };
+    const recipe = tinyRecipe((r) => {
+      r.diffusion.steps = 30;
+      r.diffusion.previewEvery = 0;
+      r.diffusion.checkpointEvery = 30;
+      r.diffusion.captionDropout = 0;
+      r.diffusion.optimizer.learningRate = 3e-3;
+      r.diffusion.shapeEmphasis = [{ fromStep: 1, weights: {}, tokenGrounding }];
+    });
+    const vaeDir = join(scratch, 'grounding-vae');
+    const vae = createVae(recipe.vae.config, recipe.seed);
+    saveVae(vaeDir, vae, latentScalingFactor(vae, recipe, 8), 'F32');
+    vae.store.dispose();
+    const models = createDiffusionModels(recipe, join(scratch, 'grounding-tokenizer'), vaeDir);
+    const stage = diffusionTrainingStage(recipe, models, join(scratch, 'unused'));
+    const termsAt = (step: number, of: TrainingStage = stage) => {
+      const prepared = of.prepareStep(new Generator(12345), step);
+      const values = tf.tidy(() => {
+        const { loss, terms } = prepared.lossFn({ start: 0, size: recipe.diffusion.batch });
+        return { loss: loss.dataSync()[0]!, ...Object.fromEntries(Object.entries(terms).map(([name, term]) => [name, term.dataSync()[0]!])) };
+      });
+      prepared.dispose();
+      return values as { loss: number; diffusion?: number; grounding?: number };
+    };
+    const without = termsAt(0);
+    const withGrounding = termsAt(1);
+    assert.deepEqual(Object.keys(without), ['loss']);
+    // the same scenes, noise and timesteps: the diffusion term is the loss of step 0
+    assert.ok(Math.abs(withGrounding.diffusion! - without.loss) < 1e-6 * without.loss, `${withGrounding.diffusion} vs ${without.loss}`);
+    assert.ok(withGrounding.grounding! > 0 && withGrounding.grounding! < 1, `grounding ${withGrounding.grounding}`);
+    assert.ok(Math.abs(withGrounding.loss - (withGrounding.diffusion! + 2 * withGrounding.grounding!)) < 1e-5);
+    await runStage(stage, { dir: join(scratch, 'grounding'), log: new LossLog(join(scratch, 'grounding.jsonl')), generator: new Generator(3) });
+    const records = new LossLog(join(scratch, 'grounding.jsonl')).records();
+    assert.ok(records.some((r) => typeof r.grounding === 'number' && typeof r.diffusion === 'number'), 'the log holds both terms');
+    const trained = termsAt(1);
+    assert.ok(trained.grounding! < 0.9 * withGrounding.grounding!, `grounding ${withGrounding.grounding} -> ${trained.grounding}`);
+    // no grounded word (every sample at maxTimestep or later): the loss is the diffusion term alone
+    const late = diffusionTrainingStage(
+      { ...recipe, diffusion: { ...recipe.diffusion, shapeEmphasis: [{ fromStep: 1, weights: {}, tokenGrounding: { ...tokenGrounding, maxTimestep: 1 } }] } },
+      models,
+      join(scratch, 'unused'),
+    );
+    const ungrounded = termsAt(1, late);
+    assert.deepEqual(Object.keys(ungrounded).sort(), ['diffusion', 'loss']);
+    assert.equal(ungrounded.loss, ungrounded.diffusion);
+    late.ema.dispose();
     stage.ema.dispose();
     models.textEncoder.dispose();
     models.unet.store.dispose();
@@ -543,6 +611,9 @@ describe('resume and export', () => {
       renderModelCard(larger, report, 'x'),
       /From stage-2 step 3 on, the training scenes draw hexagon 3x as often as the other shapes, keep objects of one colour 0\.1 of the image side apart, and draw the objects of scenes with two or more 1\.2x the world's size\./,
     );
+    const tokenGrounding = { weight: 0.5, levels: [0, 1], maxTimestep: 800 };
+    const groundedWords = { ...training, recipe: { ...training.recipe, diffusion: { ...training.recipe.diffusion, shapeEmphasis: [{ fromStep: 3, weights: {}, tokenGrounding }] } } };
+    assert.match(renderModelCard(groundedWords, report, 'x'), /draw every shape alike\. The loss adds 0\.5 x the token-grounding term .* of UNet levels 0, 1, for timesteps below 800\./);
     const unfinished = { ...training, stages: training.stages.map((s) => (s.stage === 'diffusion' ? { ...s, step: 3 } : s)) };
     assert.match(renderModelCard(unfinished, report, 'x'), /Work in progress:.*step 3 of 4/);
   });
