@@ -12,7 +12,7 @@ import { CLIPTextModel } from '../../../trainer/models/clip_text_model.ts';
 import { UNet2DConditionModel } from '../../../trainer/models/unet_2d_condition.ts';
 import { StableDiffusionPipeline } from '../../../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime, tf } from '../../../trainer/runtime/backend.ts';
-import { createDiffusionModels, diffusionTrainingStage } from '../../../trainer/train/diffusion_stage.ts';
+import { createDiffusionModels, diffusionTrainingStage, type DiffusionModels } from '../../../trainer/train/diffusion_stage.ts';
 import { caseImageFile, evaluateGeneration, evaluateReconstruction, generatedImages, measureCeiling, savedImages, timeGeneration } from '../../../trainer/train/evaluate.ts';
 import { readStageCheckpointState } from '../../../trainer/train/checkpoint.ts';
 import { LossLog } from '../../../trainer/train/log.ts';
@@ -47,6 +47,22 @@ function fixedBatchLoss(stage: TrainingStage): number {
   const value = tf.tidy(() => prepared.lossFn({ start: 0, size: stage.settings.batch }).loss.dataSync()[0]!);
   prepared.dispose();
   return value;
+}
+
+/** A fresh text encoder and UNet next to an untrained (saved) VAE, for stage-2 tests that need no VAE quality. */
+function modelsOnUntrainedVae(recipe: Recipe, name: string): DiffusionModels {
+  const vaeDir = join(scratch, `${name}-vae`);
+  const vae = createVae(recipe.vae.config, recipe.seed);
+  saveVae(vaeDir, vae, latentScalingFactor(vae, recipe, 8), 'F32');
+  vae.store.dispose();
+  return createDiffusionModels(recipe, join(scratch, `${name}-tokenizer`), vaeDir);
+}
+
+function disposeDiffusion(models: DiffusionModels, stages: { ema: { dispose(): void } }[]): void {
+  for (const stage of stages) stage.ema.dispose();
+  models.textEncoder.dispose();
+  models.unet.store.dispose();
+  models.vae.store.dispose();
 }
 
 function readTensors(path: string): Map<string, Float32Array> {
@@ -245,11 +261,7 @@ describe('training stages lower their loss', () => {
       r.diffusion.checkpointEvery = 60;
       r.diffusion.optimizer.learningRate = 3e-3;
     });
-    const vaeDir = join(scratch, 'untrained-vae');
-    const vae = createVae(recipe.vae.config, recipe.seed);
-    saveVae(vaeDir, vae, latentScalingFactor(vae, recipe, 8), 'F32');
-    vae.store.dispose();
-    const models = createDiffusionModels(recipe, join(scratch, 'diffusion-loss-tokenizer'), vaeDir);
+    const models = modelsOnUntrainedVae(recipe, 'diffusion-loss');
     const stage = diffusionTrainingStage(recipe, models, join(scratch, 'unused'));
     const before = fixedBatchLoss(stage);
     // the previews run at the end of the stage only, with the EMA weights swapped in and out again
@@ -257,10 +269,7 @@ describe('training stages lower their loss', () => {
     const afterTraining = fixedBatchLoss(stage);
     assert.ok(afterTraining < 0.95 * before, `diffusion loss ${before} -> ${afterTraining}`);
     assert.ok(existsSync(join(scratch, 'diffusion-loss', 'previews', 'step-000060.png')));
-    stage.ema.dispose();
-    models.textEncoder.dispose();
-    models.unet.store.dispose();
-    models.vae.store.dispose();
+    disposeDiffusion(models, [stage]);
   });
 
   test("token grounding joins the loss from its step on, draws the same batch, and training lowers it", async () => {
@@ -273,11 +282,7 @@ describe('training stages lower their loss', () => {
       r.diffusion.optimizer.learningRate = 3e-3;
       r.diffusion.shapeEmphasis = [{ fromStep: 1, weights: {}, tokenGrounding }];
     });
-    const vaeDir = join(scratch, 'grounding-vae');
-    const vae = createVae(recipe.vae.config, recipe.seed);
-    saveVae(vaeDir, vae, latentScalingFactor(vae, recipe, 8), 'F32');
-    vae.store.dispose();
-    const models = createDiffusionModels(recipe, join(scratch, 'grounding-tokenizer'), vaeDir);
+    const models = modelsOnUntrainedVae(recipe, 'grounding');
     const stage = diffusionTrainingStage(recipe, models, join(scratch, 'unused'));
     const termsAt = (step: number, of: TrainingStage = stage) => {
       const prepared = of.prepareStep(new Generator(12345), step);
@@ -309,11 +314,7 @@ describe('training stages lower their loss', () => {
     const ungrounded = termsAt(1, late);
     assert.deepEqual(Object.keys(ungrounded).sort(), ['diffusion', 'loss']);
     assert.equal(ungrounded.loss, ungrounded.diffusion);
-    late.ema.dispose();
-    stage.ema.dispose();
-    models.textEncoder.dispose();
-    models.unet.store.dispose();
-    models.vae.store.dispose();
+    disposeDiffusion(models, [stage, late]);
   });
 });
 
