@@ -12,12 +12,12 @@ import { resizeArea } from '../trainer/learn/masks.ts';
 import { StableDiffusionPipeline } from '../trainer/pipelines/stable_diffusion.ts';
 import { initRuntime, tf } from '../trainer/runtime/backend.ts';
 import { DDPMScheduler } from '../trainer/schedulers/scheduling_ddpm.ts';
-import { objectWordPositions } from '../trainer/train/grounding.ts';
+import { captionObjectWordPositions } from '../trainer/train/grounding.ts';
 import { rgbImagesToTensor } from '../trainer/train/vae_stage.ts';
 import { Generator } from '../trainer/util/random.ts';
 import { renderScene } from '../trainer/world/render.ts';
 import { sampleScene } from '../trainer/world/sampler.ts';
-import { captionOf, objectWords, type Scene } from '../trainer/world/scene.ts';
+import { captionOf, type Scene } from '../trainer/world/scene.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, scenes: { type: 'string' }, timesteps: { type: 'string' } } });
 const sceneCount = parseNumber(values.scenes, 'scenes', 12, isPositiveInteger);
@@ -40,8 +40,7 @@ function twoObjectScenes(): Scene[] {
 
 /** The caption position of each object's shape word, the last of its words (the k-th of two equal phrases: the k-th). */
 function shapeWordPositions(scene: Scene, ids: number[]): number[] {
-  const wordIds = scene.objects.map((object) => pipeline.tokenizer.encode(objectWords(object).join(' '), { addSpecialTokens: false }).inputIds);
-  return objectWordPositions(ids, wordIds).map((positions, index) => {
+  return captionObjectWordPositions(pipeline.tokenizer, scene.objects, ids).map((positions, index) => {
     if (!positions) throw new Error(`'${scene.objects[index]!.shape}' is not in the tokenized caption "${captionOf(scene)}"`);
     return positions.at(-1)!;
   });

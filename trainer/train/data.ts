@@ -43,13 +43,12 @@ export function drawWorldBatch(
     const seed = generator.randint(TRAINING_SEED_LIMIT);
     const scene = sampleScene(seed, { split: 'train', minObjects: world.minObjects, maxObjects: world.maxObjects, ...sceneOptions });
     const rendered = renderScene(scene, size, { masks: options.masks === true });
-    const { image } = rendered;
     const x0 = crop < size ? generator.randint(size - crop + 1) : 0;
     const y0 = crop < size ? generator.randint(size - crop + 1) : 0;
     const base = b * crop * crop * 3;
     for (let y = 0; y < crop; y++) {
       for (let x = 0; x < crop * 3; x++) {
-        pixels[base + y * crop * 3 + x] = image[(y0 + y) * size * 3 + x0 * 3 + x]! / 127.5 - 1;
+        pixels[base + y * crop * 3 + x] = rendered.image[(y0 + y) * size * 3 + x0 * 3 + x]! / 127.5 - 1;
       }
     }
     if (options.masks) masks.push(rendered.masks.map((mask) => cropPlane(mask, size, x0, y0, crop)));

@@ -16,13 +16,12 @@ import { DDPMScheduler } from '../schedulers/scheduling_ddpm.ts';
 import { DPM_SOLVER_VARIANT } from '../schedulers/scheduling_dpmsolver_multistep.ts';
 import { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
 import { evaluationSet, VALIDATION_FIRST_SEED } from '../world/evaluation_set.ts';
-import { objectWords } from '../world/scene.ts';
 import { writeClipTokenizer } from '../world/tokenizer_files.ts';
 import { worldVocabulary } from '../world/vocabulary.ts';
 import type { NamedParameter } from './checkpoint.ts';
 import { batchTensor, drawWorldBatch, sliceSamples, type WorldBatch } from './data.ts';
 import { ExponentialMovingAverage } from './ema.ts';
-import { groundingTargets, objectWordPositions, TokenGroundingController, type GroundedSample, type TokenGrounding } from './grounding.ts';
+import { captionObjectWordPositions, groundingTargets, TokenGroundingController, type GroundedSample, type TokenGrounding } from './grounding.ts';
 import { writePreviewGrid } from './preview.ts';
 import { DIFFUSERS_VERSION, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
@@ -183,8 +182,7 @@ function groundingBatch(
   const side = batch.side;
   const samples = batch.scenes.map((scene, b): GroundedSample | null => {
     if (captions[b] === '' || timesteps[b]! >= grounding.maxTimestep) return null;
-    const wordIds = scene.objects.map((object) => tokenizer.encode(objectWords(object).join(' '), { addSpecialTokens: false }).inputIds);
-    const positions = objectWordPositions(ids[b]!, wordIds);
+    const positions = captionObjectWordPositions(tokenizer, scene.objects, ids[b]!);
     return {
       objects: scene.objects.map((_, i) => ({ positions: positions[i]!, mask: { width: side, height: side, data: Float32Array.from(batch.masks![b]![i]!) } })),
     };

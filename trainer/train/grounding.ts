@@ -4,6 +4,8 @@
 import { resizeArea, type Mask } from '../learn/masks.ts';
 import type { AttentionCall, AttentionController, AttentionLayerInfo } from '../models/attention_processor.ts';
 import { tf } from '../runtime/backend.ts';
+import type { CLIPTokenizer } from '../tokenizer/clip_tokenizer.ts';
+import { objectWords, type SceneObject } from '../world/scene.ts';
 
 export interface TokenGrounding {
   /** λ: the term's weight next to the diffusion loss */
@@ -30,6 +32,15 @@ export function objectWordPositions(ids: readonly number[], objectWordIds: reado
     }
     return null;
   });
+}
+
+/** objectWordPositions for a caption's objects, each object's words tokenized as the caption tokenizes them. */
+export function captionObjectWordPositions(
+  tokenizer: CLIPTokenizer,
+  objects: readonly Pick<SceneObject, 'shape' | 'colour' | 'texture'>[],
+  ids: readonly number[],
+): (number[] | null)[] {
+  return objectWordPositions(ids, objects.map((object) => tokenizer.encode(objectWords(object).join(' '), { addSpecialTokens: false }).inputIds));
 }
 
 /** One training sample's grounding: each object's word positions (null: not grounded) and its full-size mask. */
