@@ -12,12 +12,15 @@
 //     --rewind-to-stable only put stage 2 back to the checkpoint where its learning rate began to decay (the later
 //                        one is kept as diffusion/checkpoint-decayed-sN), then exit: raise diffusion.steps in the
 //                        recipe and rerun to train longer at the full rate before the decay
+//     --continue-from DIR  start a new work folder whose stage 2 goes on from DIR, a model this script exported (its
+//                        training.json names the step), then train: for when the run's own work folder is gone
+//     --prime-steps N    with --continue-from: batches that estimate the AdamW moments anew (default 100)
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
+import { CliError, isPositiveInteger, parseNumber } from '../trainer/cli/args.ts';
 import { initRuntime } from '../trainer/runtime/backend.ts';
 import { readRecipe } from '../trainer/train/recipe.ts';
-import { exportCheckpoint, rewindToStableCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
+import { continueFromExport, exportCheckpoint, rewindToStableCheckpoint, trainDefaultModel } from '../trainer/train/train.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -29,12 +32,16 @@ const { values } = parseArgs({
     'max-minutes': { type: 'string' },
     export: { type: 'string' },
     'rewind-to-stable': { type: 'boolean' },
+    'continue-from': { type: 'string' },
+    'prime-steps': { type: 'string' },
   },
 });
 
 const recipe = readRecipe(resolve(values.recipe));
 const maxSteps = parseNumber(values['max-steps'], 'max-steps', Infinity, isPositiveInteger);
 const maxMinutes = parseNumber(values['max-minutes'], 'max-minutes', Infinity, (m) => m > 0);
+const primeSteps = parseNumber(values['prime-steps'], 'prime-steps', 100, isPositiveInteger);
+if (values['prime-steps'] !== undefined && !values['continue-from']) throw new CliError('--prime-steps belongs to --continue-from');
 const runtime = await initRuntime();
 const stamp = () => new Date().toISOString().slice(0, 19).replace('T', ' ');
 const say = (message: string) => console.log(`${stamp()} ${message}`);
@@ -47,6 +54,10 @@ if (values['rewind-to-stable']) {
   const step = await exportCheckpoint(recipe, resolve(values.work), resolve(values.export));
   say(`exported the stage-2 checkpoint at step ${step} to ${resolve(values.export)}`);
 } else {
+  if (values['continue-from']) {
+    const step = await continueFromExport(recipe, values['continue-from'], resolve(values.work), { primeSteps, onMessage: say });
+    say(`${resolve(values.work)}: stage 2 goes on from ${values['continue-from']} at step ${step}`);
+  }
   let stopRequested = false;
   const deadline = Date.now() + maxMinutes * 60_000;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -25,10 +25,21 @@ export interface StageProgress {
   minutes: number;
 }
 
+/** The exported model a work folder's stage 2 continued from (its AdamW moments and data stream begin anew there). */
+export interface ContinuedFrom {
+  /** the folder, as given */
+  model: string;
+  /** its training record's export time */
+  exportedAt: string;
+  /** how far its stages had trained */
+  stages: StageProgress[];
+}
+
 export interface TrainingRecord {
   recipe: Recipe;
   stages: StageProgress[];
   exportedAt: string;
+  continuedFrom?: ContinuedFrom;
 }
 
 export interface EvaluationReport {
@@ -41,16 +52,21 @@ export interface EvaluationReport {
   timing?: TimingReport;
 }
 
-/** How far each stage of a work folder has trained, from its checkpoints. */
-export function stageProgress(recipe: Recipe, workDir: string): StageProgress[] {
+/**
+ * How far each stage of a work folder has trained, from its checkpoints; a stage without one, in a folder continued
+ * from an exported model, as far as that model's record says.
+ */
+export function stageProgress(recipe: Recipe, workDir: string, continuedFrom: ContinuedFrom | null = null): StageProgress[] {
   return (['vae', 'decoder', 'diffusion'] as const).map((stage) => {
     const state = readStageCheckpointState(join(workDir, stage, 'checkpoint'));
+    const inherited = state ? undefined : continuedFrom?.stages.find((s) => s.stage === stage);
+    if (inherited) return inherited;
     return { stage, step: state?.step ?? 0, steps: recipe[stage].steps, batch: recipe[stage].batch, minutes: (state?.elapsedMs ?? 0) / 60000 };
   });
 }
 
-export function writeTrainingRecord(modelDir: string, recipe: Recipe, stages: StageProgress[]): void {
-  const record: TrainingRecord = { recipe, stages, exportedAt: new Date().toISOString() };
+export function writeTrainingRecord(modelDir: string, recipe: Recipe, stages: StageProgress[], continuedFrom: ContinuedFrom | null = null): void {
+  const record: TrainingRecord = { recipe, stages, exportedAt: new Date().toISOString(), ...(continuedFrom ? { continuedFrom } : {}) };
   writeFileSync(join(modelDir, TRAINING_RECORD_FILE), `${JSON.stringify(record, null, 2)}\n`);
 }
 
@@ -71,6 +87,17 @@ function attentionLayersRow(layers: ModelAttentionLayers): string[] {
         (layers.synthesis.boundedLayers ? `, bounded ℓ ${layers.synthesis.boundedLayers.join(',')}` : ''),
   ].filter(Boolean);
   return parts.length > 0 ? [`| attention layers | ${parts.join('; ')} (attention_layers.json: where this model's words ground, \`scripts/probe-attention.ts\`) |`] : [];
+}
+
+function continuationLines(continuedFrom: ContinuedFrom | undefined): string[] {
+  const step = continuedFrom?.stages.find((s) => s.stage === 'diffusion')?.step;
+  if (!continuedFrom || step === undefined) return [];
+  return [
+    `Stage 2 went on from an exported model at step ${step} (${continuedFrom.model}, exported ${continuedFrom.exportedAt.slice(0, 10)}), whose work`,
+    'folder was gone: its weights carried over, its AdamW moments were estimated afresh and its data stream began anew',
+    '(`scripts/train-default-model.ts --continue-from`); the steps and hours above count both sittings.',
+    '',
+  ];
 }
 
 /** The card as markdown: what the model is, how it was trained, what it measures, and whether it meets the bars. */
@@ -122,6 +149,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     '|---|---|---|---|',
     ...training.stages.map((s) => `| ${s.stage} | ${s.step} of ${s.steps} | ${s.batch} | ${(s.minutes / 60).toFixed(2)} h |`),
     '',
+    ...continuationLines(training.continuedFrom),
     ...recipe.diffusion.shapeEmphasis.map((e) => {
       const clauses = [
         `draw ${Object.keys(e.weights).length ? `${Object.entries(e.weights).map(([shape, weight]) => `${shape} ${weight}x`).join(', ')} as often as the other shapes` : 'every shape alike'}`,

@@ -185,6 +185,36 @@ export async function runStage(stage: TrainingStage, options: StageRunOptions): 
 }
 
 /**
+ * Fills a fresh optimizer's moments from `steps` batches (drawn as steps fromStep, fromStep + 1, ...) without moving
+ * the weights: AdamW steps at learning rate 0. A stage continued from weights alone (an exported model keeps no
+ * moments) would otherwise begin with the outsized updates of moments estimated from a single gradient. Returns the
+ * micro-batch split it planned, for the stage's checkpoint.
+ */
+export async function primeOptimizerMoments(
+  stage: TrainingStage,
+  optimizer: AdamW,
+  generator: Generator,
+  fromStep: number,
+  steps: number,
+  options: { microBatch?: number; onMessage?: (message: string) => void } = {},
+): Promise<number[]> {
+  const say = options.onMessage ?? (() => {});
+  const variables = stage.parameters.map((p) => p.variable);
+  let microBatches: number[] | undefined;
+  for (let k = 0; k < steps; k++) {
+    const prepared = stage.prepareStep(generator, fromStep + k);
+    microBatches ??= await planMicroBatches(prepared, variables, stage.settings.batch, optimizer.steps === 0, options.microBatch, say);
+    const { grads } = accumulatedStep(prepared, variables, microBatches);
+    prepared.dispose();
+    const { clipped } = clipGradNorm(grads, stage.settings.optimizer.maxGradNorm);
+    optimizer.step(clipped, 0);
+    tf.dispose([...grads, ...clipped]);
+    if ((k + 1) % 10 === 0 || k + 1 === steps) say(`${stage.name}: optimizer moments from ${k + 1} of ${steps} batches`);
+  }
+  return microBatches ?? [];
+}
+
+/**
  * The micro-batch split of a step: `requested` when given, else the largest pass that fits the heap, measured on the
  * prepared batch. Before the optimizer's first step its moments (two copies of the parameters) do not exist yet, so
  * their bytes are held back from the plan.

@@ -10,17 +10,19 @@
 //   diffusion/checkpoint-before-decay/
 //                          the stage-2 checkpoint where a warm-up-stable-decay schedule starts its decay
 //   diffusion/tokenizer/   the world's CLIP tokenizer
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+//   continued-from.json    only in a folder whose stage 2 went on from an exported model (continueFromExport): that
+//                          model's record; its VAE stands in decoder/model, and stages 1 and 1b have no checkpoints
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW } from '../learn/optim.ts';
 import { Generator } from '../util/random.ts';
-import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint } from './checkpoint.ts';
+import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint, writeStageCheckpoint } from './checkpoint.ts';
 import { createDiffusionModels, diffusionTrainingStage, exportPipeline } from './diffusion_stage.ts';
 import { LossLog } from './log.ts';
-import type { Recipe } from './recipe.ts';
-import { runStage, STABLE_CHECKPOINT_DIR } from './stage.ts';
+import { stageFingerprint, type Recipe } from './recipe.ts';
+import { primeOptimizerMoments, runStage, STABLE_CHECKPOINT_DIR } from './stage.ts';
 import { AutoencoderKL } from '../models/autoencoder_kl.ts';
-import { stageProgress, writeTrainingRecord } from './model_card.ts';
+import { readTrainingRecord, stageProgress, TRAINING_RECORD_FILE, writeTrainingRecord, type ContinuedFrom } from './model_card.ts';
 import { createVae, decoderTrainingStage, heldOutScenes, latentScalingFactor, measureReconstruction, saveVae, vaeTrainingStage } from './vae_stage.ts';
 
 /** Later stages draw from streams of their own, so an earlier stage's step count never changes what they see. */
@@ -28,6 +30,7 @@ const DECODER_STREAM_OFFSET = 2000;
 const DIFFUSION_STREAM_OFFSET = 1000;
 /** Held-out scenes measured when stage 1 ends (the acceptance figure comes from scripts/eval-default-model.ts). */
 const STAGE_END_PSNR_SCENES = 64;
+const CONTINUED_FROM_FILE = 'continued-from.json';
 
 export interface TrainOptions {
   workDir: string;
@@ -57,6 +60,11 @@ export function finalVaeDir(workDir: string): string {
   return join(workDir, 'decoder', 'model');
 }
 
+function readContinuedFrom(workDir: string): ContinuedFrom | null {
+  const path = join(workDir, CONTINUED_FROM_FILE);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as ContinuedFrom) : null;
+}
+
 function rememberRecipe(workDir: string, recipe: Recipe): void {
   const path = join(workDir, 'recipe.json');
   const text = `${JSON.stringify(recipe, null, 2)}\n`;
@@ -76,7 +84,8 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
   const result: TrainResult = { completed: false, vaeStep: recipe.vae.steps, decoderStep: recipe.decoder.steps, diffusionStep: 0 };
 
   const vaeDir = vaeModelDir(workDir);
-  if (!existsSync(join(vaeDir, 'config.json'))) {
+  const decoderDir = finalVaeDir(workDir);
+  if (!existsSync(join(vaeDir, 'config.json')) && !existsSync(join(decoderDir, 'config.json'))) {
     const vae = createVae(recipe.vae.config, recipe.seed);
     try {
       const run = await runStage(vaeTrainingStage(recipe, vae), {
@@ -100,7 +109,6 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
     }
   }
 
-  const decoderDir = finalVaeDir(workDir);
   if (!existsSync(join(decoderDir, 'config.json'))) {
     const vae = AutoencoderKL.fromPretrained(vaeDir).model;
     try {
@@ -140,7 +148,8 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
       result.diffusionStep = run.step;
       if (!run.completed) return result;
       await exportPipeline(options.outDir, recipe, models, stage.ema);
-      writeTrainingRecord(options.outDir, recipe, stageProgress(recipe, workDir));
+      const continuedFrom = readContinuedFrom(workDir);
+      writeTrainingRecord(options.outDir, recipe, stageProgress(recipe, workDir, continuedFrom), continuedFrom);
       say(`diffusion: done in ${(run.elapsedMs / 60000).toFixed(1)} min; exported ${options.outDir}`);
       result.completed = true;
     } finally {
@@ -171,7 +180,8 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
     const state = restoreStageCheckpoint(join(workDir, 'diffusion', 'checkpoint'), { stage: 'diffusion', fingerprint: stage.fingerprint }, stage.parameters, optimizer, stage.ema);
     if (!state) throw new Error(`${workDir}: stage 2 has no checkpoint yet; nothing to export`);
     await exportPipeline(outDir, recipe, models, stage.ema);
-    writeTrainingRecord(outDir, recipe, stageProgress(recipe, workDir));
+    const continuedFrom = readContinuedFrom(workDir);
+    writeTrainingRecord(outDir, recipe, stageProgress(recipe, workDir, continuedFrom), continuedFrom);
     return state.step;
   } finally {
     optimizer.dispose();
@@ -200,4 +210,70 @@ export function rewindToStableCheckpoint(workDir: string): { from: number; to: n
   renameSync(checkpointDir, keptAs);
   copyStageCheckpoint(stableDir, checkpointDir);
   return { from: current.step, to: stable.step, keptAs };
+}
+
+/**
+ * Starts a work folder whose stage 2 goes on from a model this trainer exported (its training.json names the recipe
+ * and the step), for when the run's own work folder is gone: the export's EMA weights become the weights and the EMA,
+ * its VAE the final VAE, and the AdamW moments, which an export does not keep, are estimated from `primeSteps` batches
+ * (primeOptimizerMoments). The data stream begins anew. The checkpoint written at the export's step carries the
+ * export's schedule and shape emphasis, so the recipe continuing it must give the steps already taken the same rates
+ * and scenes, as on any resume. Returns that step.
+ */
+export async function continueFromExport(
+  recipe: Recipe,
+  modelDir: string,
+  workDir: string,
+  options: { primeSteps: number; microBatch?: number; onMessage?: (message: string) => void },
+): Promise<number> {
+  const record = readTrainingRecord(modelDir);
+  if (!record) throw new Error(`${modelDir} has no ${TRAINING_RECORD_FILE}: only a model this trainer exported can be continued`);
+  const trainedUnder = record.recipe;
+  if (stageFingerprint(trainedUnder, 'diffusion') !== stageFingerprint(recipe, 'diffusion')) {
+    throw new Error(`${modelDir} was trained under another recipe (its world, networks, noise schedule or stage-2 settings differ); continue it under the recipe in its ${TRAINING_RECORD_FILE}`);
+  }
+  const step = record.stages.find((s) => s.stage === 'diffusion')?.step ?? 0;
+  if (step < 1) throw new Error(`${modelDir}: its record shows no stage-2 step; nothing to continue`);
+  const checkpointDir = join(workDir, 'diffusion', 'checkpoint');
+  if (readStageCheckpointState(checkpointDir)) throw new Error(`${workDir} has a stage-2 checkpoint already: resume it, or continue into a new work folder`);
+  if (!Number.isInteger(options.primeSteps) || options.primeSteps < 1) throw new Error(`primeSteps must be a positive integer, got ${options.primeSteps}`);
+
+  mkdirSync(workDir, { recursive: true });
+  cpSync(join(modelDir, 'vae'), finalVaeDir(workDir), { recursive: true });
+  const models = createDiffusionModels(recipe, join(workDir, 'diffusion', 'tokenizer'), finalVaeDir(workDir));
+  models.textEncoder.store.loadComponent(join(modelDir, 'text_encoder'));
+  models.unet.store.loadComponent(join(modelDir, 'unet'));
+  const stage = diffusionTrainingStage(recipe, models, modelDir);
+  const { optimizer: optimizerRecipe } = recipe.diffusion;
+  const optimizer = new AdamW(stage.parameters.map((p) => p.variable), { betas: optimizerRecipe.betas, weightDecay: optimizerRecipe.weightDecay, eps: optimizerRecipe.eps });
+  try {
+    // the exported weights are already an average over the run: its EMA goes on at full decay
+    stage.ema.restore(step, (_, like) => Float32Array.from(like.dataSync() as Float32Array));
+    const generator = new Generator(recipe.seed + DIFFUSION_STREAM_OFFSET + step);
+    const microBatches = await primeOptimizerMoments(stage, optimizer, generator, step, options.primeSteps, options);
+    const minutes = record.stages.find((s) => s.stage === 'diffusion')!.minutes;
+    writeStageCheckpoint(checkpointDir, {
+      stage: 'diffusion',
+      fingerprint: stage.fingerprint,
+      step,
+      generator: generator.getState(),
+      elapsedMs: minutes * 60000,
+      parameters: stage.parameters,
+      optimizer,
+      ema: stage.ema,
+      microBatches,
+      pendingLog: { sums: {}, steps: 0 },
+      schedule: { optimizer: trainedUnder.diffusion.optimizer, totalSteps: trainedUnder.diffusion.steps },
+      shapeEmphasis: trainedUnder.diffusion.shapeEmphasis,
+    });
+    const continuedFrom: ContinuedFrom = { model: modelDir, exportedAt: record.exportedAt, stages: record.stages };
+    writeFileSync(join(workDir, CONTINUED_FROM_FILE), `${JSON.stringify(continuedFrom, null, 2)}\n`);
+    return step;
+  } finally {
+    optimizer.dispose();
+    stage.ema.dispose();
+    models.textEncoder.dispose();
+    models.unet.store.dispose();
+    models.vae.store.dispose();
+  }
 }

@@ -22,7 +22,7 @@ import { layersByOrder } from '../../../trainer/synth/layers.ts';
 import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from '../../../trainer/train/recipe.ts';
 import { SAME_COLOUR_GAP } from '../../../trainer/world/sampler.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
-import { exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
+import { continueFromExport, exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
 import { createVae, latentScalingFactor, psnr, saveVae, vaeTrainingStage } from '../../../trainer/train/vae_stage.ts';
 import { Generator } from '../../../trainer/util/random.ts';
 import { SHAPE_NAMES } from '../../../trainer/world/definitions.ts';
@@ -561,6 +561,59 @@ describe('resume and export', () => {
     assert.ok(readFileSync(join(out, 'unet', 'diffusion_pytorch_model.safetensors')).equals(readFileSync(join(straight, 'model', 'unet', 'diffusion_pytorch_model.safetensors'))));
     const changed = tinyRecipe((r) => (r.diffusion.captionDropout = 0.5));
     await assert.rejects(exportCheckpoint(changed, straight, out), /written under another recipe/);
+  });
+
+  test('a run whose work folder is gone goes on from its export: weights carry over, moments are primed without moving them', async () => {
+    const exported = join(scratch, 'exported');
+    const longer = (changes: (r: Recipe) => void = () => {}) =>
+      tinyRecipe((r) => {
+        for (const stage of [r.vae, r.decoder, r.diffusion]) stage.logEvery = 2;
+        r.attentionLayers = recipe.attentionLayers;
+        r.diffusion.steps = 6;
+        r.diffusion.previewEvery = 0;
+        changes(r);
+      });
+    const workDir = join(scratch, 'continued');
+    const messages: string[] = [];
+    assert.equal(await continueFromExport(longer(), exported, workDir, { primeSteps: 3, onMessage: (m) => messages.push(m) }), 4);
+    assert.deepEqual(messages, ['diffusion: optimizer moments from 3 of 3 batches']);
+    const state = readStageCheckpointState(join(workDir, 'diffusion', 'checkpoint'))!;
+    assert.deepEqual([state.step, state.optimizerSteps, state.emaSteps], [4, 3, 4]);
+    const tensors = checkpointTensors(workDir, 'diffusion');
+    const unet = UNet2DConditionModel.fromPretrained(join(exported, 'unet')).model;
+    const textEncoder = CLIPTextModel.fromPretrained(join(exported, 'text_encoder'));
+    for (const [prefix, store] of [['unet', unet.store], ['text_encoder', textEncoder.store]] as const) {
+      for (const key of store.keys()) {
+        // compared as numbers: a step at learning rate 0 may turn a zero weight's sign
+        const exportedWeight = store.get(key).dataSync() as Float32Array;
+        const equal = (name: string) => tensors.get(name)!.every((v, i) => v === exportedWeight[i]);
+        assert.ok(equal(`param/${prefix}.${key}`), `${prefix}.${key} is not the exported weight`);
+        assert.ok(equal(`ema/${prefix}.${key}`), `the EMA of ${prefix}.${key} is not the exported weight`);
+      }
+    }
+    unet.store.dispose();
+    textEncoder.dispose();
+    assert.ok([...tensors].some(([key, values]) => key.startsWith('adam_v/') && values.some((v) => v > 0)), 'the moments were not primed');
+    await assert.rejects(continueFromExport(longer(), exported, workDir, { primeSteps: 1 }), /has a stage-2 checkpoint already/);
+    await assert.rejects(continueFromExport(longer((r) => (r.diffusion.captionDropout = 0.5)), exported, join(scratch, 'continued-other'), { primeSteps: 1 }), /was trained under another recipe/);
+
+    const out = join(workDir, 'model');
+    assert.deepEqual(await trainDefaultModel(longer(), { workDir, outDir: out }), { completed: true, vaeStep: 4, decoderStep: 2, diffusionStep: 6 });
+    assert.ok(!existsSync(join(workDir, 'vae')), 'stage 1 ran again');
+    assert.deepEqual(new LossLog(join(workDir, 'loss.jsonl')).records().map((r) => `${r.stage}:${r.step}`), ['diffusion:6']);
+    const source = readTrainingRecord(exported)!;
+    const training = readTrainingRecord(out)!;
+    assert.deepEqual(training.continuedFrom, { model: exported, exportedAt: source.exportedAt, stages: source.stages });
+    assert.deepEqual(training.stages.slice(0, 2), source.stages.slice(0, 2));
+    assert.equal(training.stages[2]!.step, 6);
+    assert.ok(training.stages[2]!.minutes > source.stages[2]!.minutes);
+    assert.match(renderModelCard(training, { model: out, engine: 'test engine' }, 'npx tsx scripts/eval-default-model.ts --card'), /Stage 2 went on from an exported model at step 4 \(/);
+
+    // the steps before the export keep their rates: a decay reaching back past it is refused
+    const decayingEarly = longer((r) => (r.diffusion.optimizer = { ...r.diffusion.optimizer, schedule: 'warmup_stable_decay', decaySteps: 4 }));
+    const early = join(scratch, 'continued-early-decay');
+    await continueFromExport(decayingEarly, exported, early, { primeSteps: 1 });
+    await assert.rejects(trainDefaultModel(decayingEarly, { workDir: early, outDir: join(early, 'model') }), /gives step 4 another learning rate/);
   });
 
   test('the export records how far each stage trained; the model card states the figures and the bars', () => {
