@@ -16,8 +16,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync 
 import { join } from 'node:path';
 import { AdamW } from '../learn/optim.ts';
 import { Generator } from '../util/random.ts';
-import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint, writeStageCheckpoint } from './checkpoint.ts';
-import { createDiffusionModels, diffusionTrainingStage, exportPipeline } from './diffusion_stage.ts';
+import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter } from './checkpoint.ts';
+import { createDiffusionModels, diffusionTrainingStage, exportPipeline, type DiffusionModels } from './diffusion_stage.ts';
 import { LossLog } from './log.ts';
 import { stageFingerprint, type Recipe } from './recipe.ts';
 import { primeOptimizerMoments, runStage, STABLE_CHECKPOINT_DIR } from './stage.ts';
@@ -58,6 +58,17 @@ export function vaeModelDir(workDir: string): string {
 /** The VAE the pipeline ships: stage-1 encoder, stage-1b decoder. */
 export function finalVaeDir(workDir: string): string {
   return join(workDir, 'decoder', 'model');
+}
+
+function stageTwoOptimizer(recipe: Recipe, parameters: NamedParameter[]): AdamW {
+  const { betas, weightDecay, eps } = recipe.diffusion.optimizer;
+  return new AdamW(parameters.map((p) => p.variable), { betas, weightDecay, eps });
+}
+
+function disposeDiffusionModels(models: DiffusionModels): void {
+  models.textEncoder.dispose();
+  models.unet.store.dispose();
+  models.vae.store.dispose();
 }
 
 function readContinuedFrom(workDir: string): ContinuedFrom | null {
@@ -156,9 +167,7 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
       stage.ema.dispose();
     }
   } finally {
-    models.textEncoder.dispose();
-    models.unet.store.dispose();
-    models.vae.store.dispose();
+    disposeDiffusionModels(models);
   }
   return result;
 }
@@ -172,10 +181,7 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
   if (!existsSync(join(vaeDir, 'config.json'))) throw new Error(`${workDir}: stages 1 and 1b (VAE, decoder) have not finished; nothing to export`);
   const models = createDiffusionModels(recipe, join(workDir, 'diffusion', 'tokenizer'), vaeDir);
   const stage = diffusionTrainingStage(recipe, models, outDir);
-  const optimizer = new AdamW(
-    stage.parameters.map((p) => p.variable),
-    { betas: recipe.diffusion.optimizer.betas, weightDecay: recipe.diffusion.optimizer.weightDecay, eps: recipe.diffusion.optimizer.eps },
-  );
+  const optimizer = stageTwoOptimizer(recipe, stage.parameters);
   try {
     const state = restoreStageCheckpoint(join(workDir, 'diffusion', 'checkpoint'), { stage: 'diffusion', fingerprint: stage.fingerprint }, stage.parameters, optimizer, stage.ema);
     if (!state) throw new Error(`${workDir}: stage 2 has no checkpoint yet; nothing to export`);
@@ -186,9 +192,7 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
   } finally {
     optimizer.dispose();
     stage.ema.dispose();
-    models.textEncoder.dispose();
-    models.unet.store.dispose();
-    models.vae.store.dispose();
+    disposeDiffusionModels(models);
   }
 }
 
@@ -244,8 +248,7 @@ export async function continueFromExport(
   models.textEncoder.store.loadComponent(join(modelDir, 'text_encoder'));
   models.unet.store.loadComponent(join(modelDir, 'unet'));
   const stage = diffusionTrainingStage(recipe, models, modelDir);
-  const { optimizer: optimizerRecipe } = recipe.diffusion;
-  const optimizer = new AdamW(stage.parameters.map((p) => p.variable), { betas: optimizerRecipe.betas, weightDecay: optimizerRecipe.weightDecay, eps: optimizerRecipe.eps });
+  const optimizer = stageTwoOptimizer(recipe, stage.parameters);
   try {
     // the exported weights are already an average over the run: its EMA goes on at full decay
     stage.ema.restore(step, (_, like) => Float32Array.from(like.dataSync() as Float32Array));
@@ -272,8 +275,6 @@ export async function continueFromExport(
   } finally {
     optimizer.dispose();
     stage.ema.dispose();
-    models.textEncoder.dispose();
-    models.unet.store.dispose();
-    models.vae.store.dispose();
+    disposeDiffusionModels(models);
   }
 }
