@@ -14,6 +14,7 @@
 //                          model's record; its VAE stands in decoder/model, and stages 1 and 1b have no checkpoints
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJson } from '../io/model_index.ts';
 import { AdamW } from '../learn/optim.ts';
 import { Generator } from '../util/random.ts';
 import { copyStageCheckpoint, readStageCheckpointState, restoreStageCheckpoint, writeStageCheckpoint, type NamedParameter } from './checkpoint.ts';
@@ -71,9 +72,11 @@ function disposeDiffusionModels(models: DiffusionModels): void {
   models.vae.store.dispose();
 }
 
-function readContinuedFrom(workDir: string): ContinuedFrom | null {
+/** The training record of an export from `workDir`: its stages' progress and, if any, the export it continued from. */
+function writeWorkTrainingRecord(outDir: string, recipe: Recipe, workDir: string): void {
   const path = join(workDir, CONTINUED_FROM_FILE);
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as ContinuedFrom) : null;
+  const continuedFrom = existsSync(path) ? readJson<ContinuedFrom>(path) : null;
+  writeTrainingRecord(outDir, recipe, stageProgress(recipe, workDir, continuedFrom), continuedFrom);
 }
 
 function rememberRecipe(workDir: string, recipe: Recipe): void {
@@ -159,8 +162,7 @@ export async function trainDefaultModel(recipe: Recipe, options: TrainOptions): 
       result.diffusionStep = run.step;
       if (!run.completed) return result;
       await exportPipeline(options.outDir, recipe, models, stage.ema);
-      const continuedFrom = readContinuedFrom(workDir);
-      writeTrainingRecord(options.outDir, recipe, stageProgress(recipe, workDir, continuedFrom), continuedFrom);
+      writeWorkTrainingRecord(options.outDir, recipe, workDir);
       say(`diffusion: done in ${(run.elapsedMs / 60000).toFixed(1)} min; exported ${options.outDir}`);
       result.completed = true;
     } finally {
@@ -186,8 +188,7 @@ export async function exportCheckpoint(recipe: Recipe, workDir: string, outDir: 
     const state = restoreStageCheckpoint(join(workDir, 'diffusion', 'checkpoint'), { stage: 'diffusion', fingerprint: stage.fingerprint }, stage.parameters, optimizer, stage.ema);
     if (!state) throw new Error(`${workDir}: stage 2 has no checkpoint yet; nothing to export`);
     await exportPipeline(outDir, recipe, models, stage.ema);
-    const continuedFrom = readContinuedFrom(workDir);
-    writeTrainingRecord(outDir, recipe, stageProgress(recipe, workDir, continuedFrom), continuedFrom);
+    writeWorkTrainingRecord(outDir, recipe, workDir);
     return state.step;
   } finally {
     optimizer.dispose();
@@ -236,8 +237,9 @@ export async function continueFromExport(
   if (stageFingerprint(trainedUnder, 'diffusion') !== stageFingerprint(recipe, 'diffusion')) {
     throw new Error(`${modelDir} was trained under another recipe (its world, networks, noise schedule or stage-2 settings differ); continue it under the recipe in its ${TRAINING_RECORD_FILE}`);
   }
-  const step = record.stages.find((s) => s.stage === 'diffusion')?.step ?? 0;
-  if (step < 1) throw new Error(`${modelDir}: its record shows no stage-2 step; nothing to continue`);
+  const trained = record.stages.find((s) => s.stage === 'diffusion');
+  if (!trained || trained.step < 1) throw new Error(`${modelDir}: its record shows no stage-2 step; nothing to continue`);
+  const { step } = trained;
   const checkpointDir = join(workDir, 'diffusion', 'checkpoint');
   if (readStageCheckpointState(checkpointDir)) throw new Error(`${workDir} has a stage-2 checkpoint already: resume it, or continue into a new work folder`);
   if (!Number.isInteger(options.primeSteps) || options.primeSteps < 1) throw new Error(`primeSteps must be a positive integer, got ${options.primeSteps}`);
@@ -254,13 +256,12 @@ export async function continueFromExport(
     stage.ema.restore(step, (_, like) => Float32Array.from(like.dataSync() as Float32Array));
     const generator = new Generator(recipe.seed + DIFFUSION_STREAM_OFFSET + step);
     const microBatches = await primeOptimizerMoments(stage, optimizer, generator, step, options.primeSteps, options);
-    const minutes = record.stages.find((s) => s.stage === 'diffusion')!.minutes;
     writeStageCheckpoint(checkpointDir, {
       stage: 'diffusion',
       fingerprint: stage.fingerprint,
       step,
       generator: generator.getState(),
-      elapsedMs: minutes * 60000,
+      elapsedMs: trained.minutes * 60000,
       parameters: stage.parameters,
       optimizer,
       ema: stage.ema,
