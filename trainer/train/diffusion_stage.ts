@@ -23,7 +23,7 @@ import { batchTensor, drawWorldBatch, sliceSamples, type WorldBatch } from './da
 import { ExponentialMovingAverage } from './ema.ts';
 import { captionObjectWordPositions, groundingTargets, TokenGroundingController, type GroundedSample, type TokenGrounding } from './grounding.ts';
 import { writePreviewGrid } from './preview.ts';
-import { DIFFUSERS_VERSION, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from './recipe.ts';
+import { DIFFUSERS_VERSION, emphasizedTimestep, sceneOptionsAt, stageFingerprint, timestepEmphasisAt, tokenGroundingAt, type Recipe } from './recipe.ts';
 import type { StepLoss, TrainingStage } from './stage.ts';
 import { saveVae } from './vae_stage.ts';
 
@@ -108,7 +108,8 @@ export function diffusionTrainingStage(recipe: Recipe, models: DiffusionModels, 
       const batch = drawWorldBatch(generator, recipe.world, settings.batch, recipe.world.imageSize, sceneOptions, { masks: grounding !== null });
       const captions = batch.captions.map((caption) => (generator.random() < settings.captionDropout ? '' : caption));
       const posteriorNoise = generator.randn(latentSize);
-      const timesteps = Array.from({ length: settings.batch }, () => generator.randint(scheduler.numTrainTimesteps));
+      const band = timestepEmphasisAt(settings.shapeEmphasis, step);
+      const timesteps = Array.from({ length: settings.batch }, () => emphasizedTimestep(generator.random(), scheduler.numTrainTimesteps, band));
       const noise = generator.randn(latentSize);
       const ids = tokenizer.encodeBatch(captions, { padding: 'max_length', truncation: true }).inputIds;
       const groundingInputs = grounding ? groundingBatch(grounding, batch, captions, ids, timesteps, tokenizer, latentSide) : null;

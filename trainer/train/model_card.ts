@@ -160,7 +160,8 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
       const grounding = e.tokenGrounding
         ? ` The loss adds ${e.tokenGrounding.weight} x the token-grounding term (TokenCompose's L_token: each object's words attend inside its mask) on the cross-attention maps of UNet levels ${e.tokenGrounding.levels.join(', ')}, for timesteps below ${e.tokenGrounding.maxTimestep}.`
         : '';
-      return `From stage-2 step ${e.fromStep} on, the training scenes ${listed}.${grounding}`;
+      const timesteps = e.timesteps ? ` Training timesteps ${e.timesteps.from}-${e.timesteps.to - 1} are drawn ${e.timesteps.weight}x as often as the others.` : '';
+      return `From stage-2 step ${e.fromStep} on, the training scenes ${listed}.${grounding}${timesteps}`;
     }),
     ...(recipe.diffusion.shapeEmphasis.length ? [''] : []),
     `${totalHours.toFixed(1)} h in all on a 2-core CPU (tfjs wasm + the native OpenBLAS kernels of \`native/\`). The recipe, the data`,

@@ -84,8 +84,9 @@ export interface DiffusionStageRecipe extends StageBookkeeping {
 /**
  * From optimizer step `fromStep` (0-based) until the next entry, the training scenes draw the plain shapes with these
  * relative weights (1 for a shape not named), keep objects of one colour `sameColourGap` apart and draw the objects
- * of scenes with two or more `multiObjectScale` times the world's size, and with `tokenGrounding` the loss also
- * teaches each object's words to attend to the object. Like a warm-up-stable schedule's length, it may change where
+ * of scenes with two or more `multiObjectScale` times the world's size, with `tokenGrounding` the loss also
+ * teaches each object's words to attend to the object, and with `timesteps` the noise levels where outlines form are
+ * drawn more often. Like a warm-up-stable schedule's length, it may change where
  * the steps already taken keep theirs, so an emphasis can be added to a stage under way.
  */
 export interface ShapeEmphasis {
@@ -97,6 +98,15 @@ export interface ShapeEmphasis {
   multiObjectScale?: number;
   /** the token-grounding term of the loss (absent: none) */
   tokenGrounding?: TokenGrounding;
+  /** a band of training timesteps drawn more often than the rest (absent: all alike) */
+  timesteps?: TimestepEmphasis;
+}
+
+/** Training timesteps in [from, to) are drawn `weight` times as often as each of the others. */
+export interface TimestepEmphasis {
+  from: number;
+  to: number;
+  weight: number;
 }
 
 export interface TextEncoderRecipe {
@@ -325,7 +335,7 @@ function parseShapeEmphasis(value: unknown, where: string, model: { levels: numb
   if (!Array.isArray(value)) throw new RecipeError(`${where} must be a list of { fromStep, weights }`);
   return value.map((item, i) => {
     const entry = object(item, `${where}[${i}]`);
-    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale', 'tokenGrounding'], `${where}[${i}]`);
+    checkKeys(entry, ['fromStep', 'weights', 'sameColourGap', 'multiObjectScale', 'tokenGrounding', 'timesteps'], `${where}[${i}]`);
     const fromStep = number(entry, 'fromStep', `${where}[${i}]`, isNonNegativeInteger, 'a non-negative integer');
     const previous = i > 0 ? (value[i - 1] as { fromStep: number }).fromStep : -1;
     if (fromStep <= previous) throw new RecipeError(`${where}[${i}].fromStep must be after the previous entry's (${previous}), got ${fromStep}`);
@@ -343,6 +353,7 @@ function parseShapeEmphasis(value: unknown, where: string, model: { levels: numb
       ...(entry.sameColourGap === undefined ? {} : { sameColourGap: entry.sameColourGap as number }),
       ...(entry.multiObjectScale === undefined ? {} : { multiObjectScale: entry.multiObjectScale as number }),
       ...(entry.tokenGrounding === undefined ? {} : { tokenGrounding: parseTokenGrounding(entry.tokenGrounding, `${where}[${i}].tokenGrounding`, model) }),
+      ...(entry.timesteps === undefined ? {} : { timesteps: parseTimestepEmphasis(entry.timesteps, `${where}[${i}].timesteps`, model.timesteps) }),
     };
   });
 }
@@ -360,6 +371,14 @@ function parseTokenGrounding(value: unknown, where: string, model: { levels: num
     levels: [...(levels as number[])].sort((a, b) => a - b),
     maxTimestep: number(raw, 'maxTimestep', where, (n) => isPositiveInteger(n) && n <= model.timesteps, `an integer in 1..${model.timesteps}`),
   };
+}
+
+function parseTimestepEmphasis(value: unknown, where: string, timesteps: number): TimestepEmphasis {
+  const raw = object(value, where);
+  checkKeys(raw, ['from', 'to', 'weight'], where);
+  const from = number(raw, 'from', where, (n) => isNonNegativeInteger(n) && n < timesteps, `an integer in 0..${timesteps - 1}`);
+  const to = number(raw, 'to', where, (n) => isPositiveInteger(n) && n > from && n <= timesteps, `an integer in ${from + 1}..${timesteps} (after from)`);
+  return { from, to, weight: number(raw, 'weight', where, (n) => Number.isFinite(n) && n > 0, 'positive') };
 }
 
 export function readRecipe(path: string): Recipe {
@@ -429,12 +448,32 @@ export function tokenGroundingAt(emphasis: readonly ShapeEmphasis[], step: numbe
   return emphasis.findLast((e) => e.fromStep <= step)?.tokenGrounding ?? null;
 }
 
+/** The timestep band of 0-based step `step`, or null (every timestep alike). */
+export function timestepEmphasisAt(emphasis: readonly ShapeEmphasis[], step: number): TimestepEmphasis | null {
+  return emphasis.findLast((e) => e.fromStep <= step)?.timesteps ?? null;
+}
+
+/**
+ * The training timestep (of `count`) that a uniform draw `u` in [0, 1) stands for when `band` is drawn `band.weight`
+ * times as often: the draw is spread over the stretched line, so one random number makes one timestep, as without a
+ * band, and a stage keeps its random stream.
+ */
+export function emphasizedTimestep(u: number, count: number, band: TimestepEmphasis | null): number {
+  if (!band || band.weight === 1) return Math.floor(u * count);
+  const bandLength = (band.to - band.from) * band.weight;
+  const x = u * (count - (band.to - band.from) + bandLength);
+  const t = x < band.from ? x : x < band.from + bandLength ? band.from + (x - band.from) / band.weight : band.to + (x - band.from - bandLength);
+  return Math.min(count - 1, Math.floor(t));
+}
+
 /** The first of the steps [0, steps) that the two emphases train differently (scenes or loss), or null. */
 export function firstEmphasisDifference(a: readonly ShapeEmphasis[], b: readonly ShapeEmphasis[], steps: number): number | null {
   const effective = (emphasis: readonly ShapeEmphasis[], step: number) => {
     const { shapeWeights = {}, sameColourGap = SAME_COLOUR_GAP, multiObjectScale = 1 } = sceneOptionsAt(emphasis, step);
     const grounding = tokenGroundingAt(emphasis, step);
-    return JSON.stringify([SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap, multiObjectScale, grounding]);
+    const band = timestepEmphasisAt(emphasis, step);
+    const timesteps = band && band.weight !== 1 ? band : null;
+    return JSON.stringify([SHAPE_NAMES.map((shape) => shapeWeights[shape] ?? 1), sameColourGap, multiObjectScale, grounding, timesteps]);
   };
   const changes = [...new Set([0, ...a.map((e) => e.fromStep), ...b.map((e) => e.fromStep)])].filter((step) => step < steps).sort((x, y) => x - y);
   return changes.find((step) => effective(a, step) !== effective(b, step)) ?? null;

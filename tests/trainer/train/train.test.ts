@@ -19,7 +19,7 @@ import { LossLog } from '../../../trainer/train/log.ts';
 import { readTrainingRecord, renderModelCard } from '../../../trainer/train/model_card.ts';
 import { selectAttentionLayers } from '../../../trainer/models/attention_layers.ts';
 import { layersByOrder } from '../../../trainer/synth/layers.ts';
-import { firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, tokenGroundingAt, type Recipe } from '../../../trainer/train/recipe.ts';
+import { emphasizedTimestep, firstEmphasisDifference, firstScheduleDifference, learningRateFactor, parseRecipe, readRecipe, RecipeError, sceneOptionsAt, stageFingerprint, timestepEmphasisAt, tokenGroundingAt, type Recipe } from '../../../trainer/train/recipe.ts';
 import { SAME_COLOUR_GAP } from '../../../trainer/world/sampler.ts';
 import { runStage, STABLE_CHECKPOINT_DIR, type TrainingStage } from '../../../trainer/train/stage.ts';
 import { continueFromExport, exportCheckpoint, finalVaeDir, rewindToStableCheckpoint, trainDefaultModel, vaeModelDir } from '../../../trainer/train/train.ts';
@@ -149,6 +149,14 @@ describe('recipe files', () => {
     assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [], maxTimestep: 800 })), /distinct UNet levels/);
     assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [0], maxTimestep: 1001 })), /maxTimestep must be an integer in 1..1000, got 1001/);
     assert.throws(() => parseRecipe(grounding({ weight: 1, levels: [0], maxTimestep: 800, layers: [1] })), /unknown field\(s\): layers/);
+    const band = (timesteps: unknown) => emphasis([{ fromStep: 1, weights: {}, timesteps }]);
+    assert.deepEqual(parseRecipe(band({ from: 450, to: 1000, weight: 2 })).diffusion.shapeEmphasis[0]!.timesteps, { from: 450, to: 1000, weight: 2 });
+    assert.throws(() => parseRecipe(band({ from: 450, to: 1001, weight: 2 })), /timesteps.to must be an integer in 451..1000 \(after from\), got 1001/);
+    assert.throws(() => parseRecipe(band({ from: 600, to: 600, weight: 2 })), /timesteps.to must be an integer in 601..1000/);
+    assert.throws(() => parseRecipe(band({ from: -1, to: 600, weight: 2 })), /timesteps.from must be an integer in 0..999, got -1/);
+    assert.throws(() => parseRecipe(band({ from: 400, to: 600, weight: 0 })), /timesteps.weight must be positive, got 0/);
+    assert.throws(() => parseRecipe(band({ from: 400, to: 600 })), /timesteps.weight/);
+    assert.throws(() => parseRecipe(band({ from: 400, to: 600, weight: 2, shape: 'x' })), /unknown field\(s\): shape/);
     assert.deepEqual(parseRecipe(raw).diffusion.shapeEmphasis, []);
     // like a warm-up-stable length, an emphasis is checked against the steps taken, not fingerprinted
     assert.equal(stageFingerprint(parseRecipe(emphasis([{ fromStep: 1, weights: { star: 2 } }])), 'diffusion'), stageFingerprint(parseRecipe(raw), 'diffusion'));
@@ -216,6 +224,35 @@ test('shape emphases are compared over the steps already taken, by the scenes th
   assert.equal(firstEmphasisDifference(hexagons, grounded, 60), null);
   assert.equal(firstEmphasisDifference(hexagons, grounded, 61), 60);
   assert.equal(firstEmphasisDifference(grounded, [...hexagons, { ...grounded[1]!, tokenGrounding: { weight: 1, levels: [0, 1], maxTimestep: 800 } }], 100), 60);
+  // and so does a timestep band, unless its weight leaves the timesteps alike
+  const banded = [...hexagons, { fromStep: 70, weights: { hexagon: 3 }, timesteps: { from: 500, to: 900, weight: 2 } }];
+  assert.equal(timestepEmphasisAt(banded, 69), null);
+  assert.deepEqual(timestepEmphasisAt(banded, 70), { from: 500, to: 900, weight: 2 });
+  assert.equal(firstEmphasisDifference(hexagons, banded, 70), null);
+  assert.equal(firstEmphasisDifference(hexagons, banded, 71), 70);
+  assert.equal(firstEmphasisDifference(hexagons, [...hexagons, { fromStep: 70, weights: { hexagon: 3 }, timesteps: { from: 500, to: 900, weight: 1 } }], 100), null);
+});
+
+test('a timestep band is drawn weight times as often as each other timestep, one uniform draw per timestep', () => {
+  // without a band (or with weight 1) a draw is the generator's randint
+  for (const u of [0, 0.123, 0.5, 0.9999]) {
+    assert.equal(emphasizedTimestep(u, 1000, null), Math.floor(u * 1000));
+    assert.equal(emphasizedTimestep(u, 1000, { from: 200, to: 400, weight: 1 }), Math.floor(u * 1000));
+  }
+  // 10 timesteps, [2, 4) three times as often: the line is 2 + 6 + 6 = 14 long
+  const band = { from: 2, to: 4, weight: 3 };
+  const counts = new Array<number>(10).fill(0);
+  for (let i = 0; i < 1400; i++) counts[emphasizedTimestep((i + 0.5) / 1400, 10, band)]! += 1;
+  assert.deepEqual(counts, [100, 100, 300, 300, 100, 100, 100, 100, 100, 100]);
+  assert.equal(emphasizedTimestep(0, 10, band), 0);
+  assert.equal(emphasizedTimestep(1 - 1e-12, 10, band), 9);
+  // a band that reaches the last timestep, and one that starts at the first
+  const upper = new Array<number>(4).fill(0);
+  for (let i = 0; i < 500; i++) upper[emphasizedTimestep((i + 0.5) / 500, 4, { from: 2, to: 4, weight: 1.5 })]! += 1;
+  assert.deepEqual(upper, [100, 100, 150, 150]);
+  const lower = new Array<number>(4).fill(0);
+  for (let i = 0; i < 350; i++) lower[emphasizedTimestep((i + 0.5) / 350, 4, { from: 0, to: 1, weight: 0.5 })]! += 1;
+  assert.deepEqual(lower, [50, 100, 100, 100]);
 });
 
 test('fingerprints: a step count that shapes the learning rate (cosine) counts; the length and decay of a warm-up-stable schedule do not', () => {
