@@ -59,6 +59,7 @@ function printGeneration(g: GenerationReport, firstSeed: number): void {
     `text-to-image on ${g.cases} held-out captions (seeds ${firstSeed}-${firstSeed + g.cases - 1}, ${settings.steps} ${settings.sampler} steps, guidance ${settings.guidance}, rescale ${settings.guidanceRescale}):\n` +
       `  every object found with the right shape and colour: ${percent(g.shapeAndColourRate)} of images` +
       ` (${g.byObjectCount.map((b) => `${b.objects} object(s): ${percent(b.shapeAndColourRate)} of ${b.images}`).join(', ')})\n` +
+      `  objects of the right shape, by objects in the image: ${g.byObjectCount.map((b) => `${b.objects}: ${percent(b.shapeAccuracy)} of ${b.objects * b.images}`).join(', ')}\n` +
       `  ... and the right texture: ${percent(g.allAttributesRate)}\n` +
       `  right shape and colour and nothing else drawn: ${percent(g.exactRate)}\n` +
       `  per object (${g.objects}): found ${percent(g.foundRate)}, shape ${percent(g.shapeAccuracy)}, colour ${percent(g.colourAccuracy)}, texture ${percent(g.textureAccuracy)} (plain shapes)\n` +

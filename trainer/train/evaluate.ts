@@ -66,8 +66,8 @@ export interface GenerationReport {
   colourAccuracy: number;
   /** plain-shape objects only (rare objects have a fixed look) */
   textureAccuracy: number;
-  /** by object count: [count, images, shape-and-colour rate] */
-  byObjectCount: { objects: number; images: number; shapeAndColourRate: number }[];
+  /** by the number of objects in an image: its images, their shape-and-colour rate, and the share of their objects drawn in the right shape (how a crowd costs each object) */
+  byObjectCount: { objects: number; images: number; shapeAndColourRate: number; shapeAccuracy: number }[];
   /** per requested shape (rare objects by name): objects asked for, read with the right shape, and what else was read */
   byShape: { shape: string; objects: number; shapeCorrect: number; misreadAs: Record<string, number> }[];
   results: CaseResult[];
@@ -161,7 +161,13 @@ export async function evaluateGeneration(
     textureAccuracy: rate(plain, plain.filter((o) => o.textureCorrect).length),
     byObjectCount: counts.map((n) => {
       const subset = results.filter((r) => r.objects.length === n);
-      return { objects: n, images: subset.length, shapeAndColourRate: rate(subset, subset.filter((r) => r.shapeAndColour).length) };
+      const subsetObjects = subset.flatMap((r) => r.objects);
+      return {
+        objects: n,
+        images: subset.length,
+        shapeAndColourRate: rate(subset, subset.filter((r) => r.shapeAndColour).length),
+        shapeAccuracy: rate(subsetObjects, subsetObjects.filter((o) => o.shapeCorrect).length),
+      };
     }),
     byShape: [...new Set(objects.map((o) => o.requestedShape))].sort().map((shape) => {
       const asked = objects.filter((o) => o.requestedShape === shape);

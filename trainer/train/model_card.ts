@@ -185,7 +185,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
           '| figure | value |',
           '|---|---|',
           `| images with every object found, right shape and colour | ${percent(g.shapeAndColourRate)} |`,
-          ...g.byObjectCount.map((b) => `| ... of the ${b.images} images with ${b.objects} object(s) | ${percent(b.shapeAndColourRate)} |`),
+          ...g.byObjectCount.map((b) => `| ... of the ${b.images} images with ${b.objects} object(s) (their objects of the right shape) | ${percent(b.shapeAndColourRate)} (${percent(b.shapeAccuracy)}) |`),
           `| images with every object also of the right texture | ${percent(g.allAttributesRate)} |`,
           `| images with every object of the right shape and colour and nothing else (no extra object, no fragment) | ${percent(g.exactRate)} |`,
           `| objects found / right shape / right colour | ${percent(g.foundRate)} / ${percent(g.shapeAccuracy)} / ${percent(g.colourAccuracy)} |`,

@@ -665,7 +665,7 @@ describe('resume and export', () => {
     const settings = { steps: 25, guidance: 5, guidanceRescale: 0.7, sampler: 'dpm-solver++' as const };
     const generation = {
       cases: 200, settings, shapeAndColourRate: 0.715, allAttributesRate: 0.4, exactRate: 0.6, objects: 400, foundRate: 0.9, shapeAccuracy: 0.8, colourAccuracy: 0.85, textureAccuracy: 0.5,
-      byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9 }],
+      byObjectCount: [{ objects: 1, images: 67, shapeAndColourRate: 0.9, shapeAccuracy: 0.925 }],
       byShape: [{ shape: 'ring', objects: 40, shapeCorrect: 31, misreadAs: { moon: 7, 'not found': 2 } }, { shape: 'star', objects: 38, shapeCorrect: 38, misreadAs: {} as Record<string, number> }],
       results: [],
     };
@@ -674,6 +674,7 @@ describe('resume and export', () => {
     assert.match(card, /Trained to the end of its recipe/);
     assert.match(card, /\| diffusion \| 4 of 4 \| \d+ \|/);
     assert.match(card, /right shape and colour ≥ 70\.0%: 71\.5%, met/);
+    assert.match(card, /\| \.\.\. of the 67 images with 1 object\(s\) \(their objects of the right shape\) \| 90\.0% \(92\.5%\) \|/);
     assert.match(card, /\| images with every object of the right shape and colour and nothing else \(no extra object, no fragment\) \| 60\.0% \|/);
     assert.match(card, /PSNR ≥ 28 dB: 27\.50 dB, \*\*not met\*\*/);
     assert.match(card, /< 5 s: 3\.20 s, met/);
