@@ -85,7 +85,8 @@ test('open a sample, segment two objects, learn, compose with two boxes, export 
 
   // Learn with the fast preset and watch it run.
   await page.getByRole('link', { name: 'Continue to Learn →' }).click();
-  await expect(page.getByRole('radio', { name: /Fast/ })).toBeChecked();
+  await expect(page.getByRole('radio', { name: /Paper/ })).toBeChecked();
+  await page.getByRole('radio', { name: /Fast/ }).check();
   await page.getByRole('button', { name: 'Start learning' }).click();
   await expect(page.getByTestId('learn-step')).toContainText(/step \d+ of \d+/, { timeout: 120_000 });
   await expect(page.getByTestId('attention-maps').locator('canvas')).toHaveCount(2, { timeout: 120_000 });
@@ -277,6 +278,7 @@ test('mask tools: box prompt, keyboard click, brush and eraser, undo and redo, P
 
   // Learning: cancel mid-run, then resume from the checkpoint to the end.
   await page.getByRole('link', { name: 'Continue to Learn →' }).click();
+  await page.getByRole('radio', { name: /Fast/ }).check();
   await page.getByRole('button', { name: 'Start learning' }).click();
   await expect(page.getByTestId('learn-step')).toContainText(/step [1-9]\d* of \d+/, { timeout: 120_000 });
   await page.getByRole('button', { name: 'Cancel' }).click();

@@ -254,7 +254,7 @@ export function ComposeView({ projectId }: { projectId: string }) {
           </Link>
         }
       >
-        Compose uses the tokens learned from this photo. Learn them first (the Fast preset takes seconds on the sample model).
+        Compose uses the tokens learned from this photo. Learn them first (the Paper preset takes minutes on the sample model).
       </EmptyState>
     );
   }

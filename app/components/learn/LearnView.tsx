@@ -285,7 +285,7 @@ function LearnRunStream({ job, detail, onResumed, onTerminal, onRestart }: { job
 function PresetPicker({ detail, onStarted, onCancel }: { detail: ProjectDetail; onStarted: () => void; onCancel?: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [preset, setPreset] = useState<LearnPresetId>('fast');
+  const [preset, setPreset] = useState<LearnPresetId>('paper');
   const [initializeFromNames, setInitializeFromNames] = useState(true);
   const start = useMutation(
     trpc.studio.learn.mutationOptions({
