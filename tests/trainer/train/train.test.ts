@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writePng } from '../../../trainer/io/image.ts';
 import { SafetensorsFile } from '../../../trainer/io/safetensors.ts';
@@ -34,6 +34,7 @@ import { worldVocabulary } from '../../../trainer/world/vocabulary.ts';
 
 const tinyRecipePath = resolve(import.meta.dirname, '../../../trainer/train/configs/tiny.json');
 const defaultRecipePath = resolve(import.meta.dirname, '../../../trainer/train/configs/default.json');
+const wideRecipePath = resolve(import.meta.dirname, '../../../trainer/train/configs/wide16.json');
 
 function tinyRecipe(changes: (recipe: Recipe) => void = () => {}): Recipe {
   const recipe = readRecipe(tinyRecipePath);
@@ -98,9 +99,8 @@ test('PSNR of 8-bit images: off by one everywhere is 48.13 dB, one full-scale er
 });
 
 describe('recipe files', () => {
-  test('the default and tiny recipes parse, and the default fits the 40 MB budget of the embedded model in fp16', () => {
-    const recipe = readRecipe(defaultRecipePath);
-    readRecipe(tinyRecipePath);
+  for (const path of [defaultRecipePath, wideRecipePath]) test(`${basename(path)} parses and fits the 40 MB budget of the embedded model in fp16`, () => {
+    const recipe = readRecipe(path);
     const vocabSize = buildClipTokenizerFiles(worldVocabulary(), { headroom: recipe.textEncoder.headroom }).textEncoderVocabSize;
     const parameters = (specs: Map<string, { torchShape: number[] }>) => [...specs.values()].reduce((n, s) => n + s.torchShape.reduce((a, b) => a * b, 1), 0);
     const t = recipe.textEncoder;
@@ -111,7 +111,7 @@ describe('recipe files', () => {
     const unet = new UNet2DConditionModel(recipe.unet);
     const vaeFactor = 2 ** (recipe.vae.config.block_out_channels.length - 1);
     const { learning, synthesis } = recipe.attentionLayers;
-    assert.ok(learning && synthesis, 'the default recipe names its attention layers');
+    assert.ok(learning && synthesis, 'the recipe names its attention layers');
     for (const selection of [learning.phase1, learning.phase2]) assert.ok(selectAttentionLayers(unet.attentionLayers, selection, vaeFactor).length > 0);
     layersByOrder(unet.attentionLayers, synthesis.lossLayers, 'loss layers');
     assert.equal(new Set(layersByOrder(unet.attentionLayers, synthesis.mapLayers, 'map layers').map((l) => l.level)).size, 1);
