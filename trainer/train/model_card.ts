@@ -1,7 +1,7 @@
 // The model card of an exported default model (README.md in its folder). The export writes training.json (how far
 // each stage trained and for how long); scripts/eval-default-model.ts --card adds the measured acceptance figures and
 // writes the card, so every number in it comes from a command.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStageCheckpointState, type StageName } from './checkpoint.ts';
 import type { CeilingReport, GenerationReport, TimingReport } from './evaluate.ts';
@@ -12,6 +12,14 @@ import { SAMPLER_TITLES } from '../pipelines/generation_defaults.ts';
 import type { ReconstructionReport } from './vae_stage.ts';
 
 export const TRAINING_RECORD_FILE = 'training.json';
+
+const RECIPE_DIR = new URL('./configs/', import.meta.url);
+
+/** Names the project's recipe file of that name, so the card points at the recipe a run from nothing would follow. */
+function recipeSource(name: string): string {
+  const file = readdirSync(RECIPE_DIR).find((f) => f.endsWith('.json') && JSON.parse(readFileSync(new URL(f, RECIPE_DIR), 'utf8')).name === name);
+  return file ? `\`trainer/train/configs/${file}\` ("${name}")` : `"${name}" (no file of trainer/train/configs/; its whole text is in ${TRAINING_RECORD_FILE})`;
+}
 
 /** The acceptance bars of the embedded model. */
 export const ACCEPTANCE = { shapeAndColourRate: 0.7, meanPsnr: 28, generationSeconds: 5 } as const;
@@ -143,7 +151,7 @@ export function renderModelCard(training: TrainingRecord, report: EvaluationRepo
     '',
     '## Training',
     '',
-    `Recipe \`trainer/train/configs/default.json\` ("${recipe.name}"); the stages, as trained for this export (${training.exportedAt.slice(0, 10)}):`,
+    `Recipe ${recipeSource(recipe.name)}; the stages, as trained for this export (${training.exportedAt.slice(0, 10)}):`,
     '',
     '| stage | steps | batch | wall time |',
     '|---|---|---|---|',

@@ -685,6 +685,9 @@ describe('resume and export', () => {
     assert.match(card, /\| sampling defaults \| DPM-Solver\+\+\(2M\), 3 steps, guidance 4 rescaled by 0\.5 \(scheduler\/ and generation_config\.json\); box-controlled synthesis samples with DDIM \|/);
     assert.match(card, /\| star \| 38 of 38 \| - \|/);
     assert.match(card, /Command: `npx tsx scripts\/eval-default-model.ts --card`/);
+    assert.match(card, /Recipe `trainer\/train\/configs\/tiny\.json` \("tiny-test"\); the stages/);
+    const renamed = { ...training, recipe: { ...training.recipe, name: 'an experiment' } };
+    assert.match(renderModelCard(renamed, report, 'x'), /Recipe "an experiment" \(no file of trainer\/train\/configs\/; its whole text is in training\.json\)/);
     assert.doesNotMatch(card, /training scenes draw/);
     assert.match(card, /\| attention layers \| box control: losses ℓ 3,5, maps ℓ 5 \(attention_layers\.json/);
     const learning = { phase1: { kind: 'cross' as const, places: ['up' as const], resolution: { strides: [4, 8] } }, phase2: { kind: 'cross' as const, places: ['down' as const, 'up' as const], resolution: { strides: [4] } } };
