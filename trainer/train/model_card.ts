@@ -3,7 +3,9 @@
 // writes the card, so every number in it comes from a command.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readStageCheckpointState, type StageName } from './checkpoint.ts';
+import { readJson } from '../io/model_index.ts';
 import type { CeilingReport, GenerationReport, TimingReport } from './evaluate.ts';
 import type { Recipe } from './recipe.ts';
 import { describeSelection } from '../models/attention_layers.ts';
@@ -13,11 +15,11 @@ import type { ReconstructionReport } from './vae_stage.ts';
 
 export const TRAINING_RECORD_FILE = 'training.json';
 
-const RECIPE_DIR = new URL('./configs/', import.meta.url);
+const RECIPE_DIR = fileURLToPath(new URL('./configs/', import.meta.url));
 
 /** Names the project's recipe file of that name, so the card points at the recipe a run from nothing would follow. */
 function recipeSource(name: string): string {
-  const file = readdirSync(RECIPE_DIR).find((f) => f.endsWith('.json') && JSON.parse(readFileSync(new URL(f, RECIPE_DIR), 'utf8')).name === name);
+  const file = readdirSync(RECIPE_DIR).find((f) => f.endsWith('.json') && readJson<{ name?: unknown }>(join(RECIPE_DIR, f)).name === name);
   return file ? `\`trainer/train/configs/${file}\` ("${name}")` : `"${name}" (no file of trainer/train/configs/; its whole text is in ${TRAINING_RECORD_FILE})`;
 }
 
